@@ -1,0 +1,217 @@
+"""Settings and pure planning for the testbed: names, paths, address plan, subnet choice,
+apt-source parsing and the inventory text.
+
+Everything here is side-effect free so it can be unit-tested without root or network; the
+modules that act on the machine (net, rootfs, hosts) take their decisions from here.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+# Machine-wide locations: the bridge, namespaces and nft table are machine-wide too, so the
+# state lives beside them rather than in one clone of the repo (CI uses a fresh clone).
+STATE_DIR = Path("/var/lib/mesos-testbed")
+CACHE_DIR = Path("/var/cache/mesos-testbed")
+STATE_FILE = STATE_DIR / "state.json"
+SYSCTL_FILE = STATE_DIR / "sysctl-saved.json"
+HOSTS_DIR = STATE_DIR / "hosts"
+KEY_FILE = STATE_DIR / "id_ed25519"
+# The inventory the cluster tasks read (`FABRIC_INVENTORY=testbed/hosts.ini fab cluster`).
+INVENTORY = Path(__file__).resolve().parent / "hosts.ini"
+
+PREFIX = "tb-"             # netns, veth and cgroup names; `down` discovers leftovers by it
+BRIDGE = "tbbr0"
+NFT_TABLE = "mesos_testbed"  # `table ip mesos_testbed`, ours alone
+NSPAWN_RUN = Path("/run/systemd/nspawn")
+NSPAWN_MARK = ".mesos-testbed"  # marks the tmpfs we mounted there, so `down` only unmounts ours
+# cgroup v1 hierarchies (plus the v2 one) each container gets a group of its own in.
+CGROUP_HIERARCHIES = ("systemd", "unified", "memory", "pids")
+
+SUITE = "bookworm"
+REPO_PORT = 8000
+DEFAULT_SLAVES = 3
+MASTERS = 3
+SLAVE_FIRST = 51           # the tutorial's numbering: slaves at .51, .52, ...
+SLAVE_LAST = 250           # .251-.253 spare, .254 is the bridge
+MAX_SLAVES = SLAVE_LAST - SLAVE_FIRST + 1
+DEFAULT_MARATHON = "1.4.8"
+
+# Documentation ranges first (they keep the tutorial's spirit), then a private fallback block.
+CANDIDATE_SUBNETS = ["198.51.100.0/24", "203.0.113.0/24"] + [
+    f"10.213.{i}.0/24" for i in range(256)]
+
+BASE_PACKAGES = [
+    "openssh-server", "sudo", "gnupg", "lsb-release", "ca-certificates", "curl", "python3",
+    "procps", "iproute2", "netcat-openbsd", "systemd", "systemd-sysv", "dbus", "iputils-ping",
+]
+# Preinstalled in the second layer; zookeeperd only downloaded so its install stays real.
+HEAVY_PACKAGES = ["default-jre-headless", "python3-kazoo"]
+DOWNLOAD_ONLY_PACKAGES = ["zookeeper", "zookeeperd"]
+# Bump when what the layers contain changes, so cached layers get rebuilt.
+BASE_VERSION = "1"
+HEAVY_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    ip: str
+    role: str            # "master" or "slave"
+    myid: int | None = None
+
+    @property
+    def netns(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def veth(self) -> str:
+        return PREFIX + self.name
+
+
+def bridge_ip(subnet: str) -> str:
+    """The bridge takes .254: the hosts' default route and where the package repo is served."""
+    return str(ipaddress.ip_network(subnet)[254])
+
+
+def plan_hosts(subnet: str, slaves: int) -> list[Host]:
+    """master1..3 at .1-.3, slave1..N at .51 onwards (at most .250)."""
+    if slaves < 0 or slaves > MAX_SLAVES:
+        raise ValueError(f"slaves must be between 0 and {MAX_SLAVES}, not {slaves}")
+    net = ipaddress.ip_network(subnet)
+    if net.prefixlen != 24:
+        raise ValueError(f"subnet must be a /24, not {subnet}")
+    hosts = [Host(f"master{i}", str(net[i]), "master", i) for i in range(1, MASTERS + 1)]
+    hosts += [Host(f"slave{i}", str(net[SLAVE_FIRST + i - 1]), "slave")
+              for i in range(1, slaves + 1)]
+    return hosts
+
+
+_ROUTE_TYPES = {"unicast", "local", "broadcast", "multicast", "throw", "unreachable",
+                "prohibit", "blackhole", "nat", "anycast"}
+
+
+def routed_networks(ip_route_output: str) -> list[ipaddress.IPv4Network]:
+    """Destinations in `ip -4 route show table all` output; the default route is skipped since
+    it covers everything and says nothing about which /24 is in use locally."""
+    nets = []
+    for line in ip_route_output.splitlines():
+        words = line.split()
+        if words and words[0] in _ROUTE_TYPES:
+            words = words[1:]
+        if not words or words[0] == "default":
+            continue
+        try:
+            nets.append(ipaddress.ip_network(words[0], strict=False))
+        except ValueError:
+            continue
+    return [n for n in nets if n.version == 4]
+
+
+def choose_subnet(ip_route_output: str, avoid: list[str] = (),
+                  candidates: list[str] = CANDIDATE_SUBNETS) -> str:
+    """First candidate /24 that overlaps no route and holds none of `avoid` (addresses the
+    hosts must reach through the machine, such as the mirror and the resolver)."""
+    used = routed_networks(ip_route_output)
+    avoid_addrs = [ipaddress.ip_address(a) for a in avoid]
+    for cand in candidates:
+        net = ipaddress.ip_network(cand)
+        if any(net.overlaps(u) for u in used):
+            continue
+        if any(a in net for a in avoid_addrs):
+            continue
+        return cand
+    raise RuntimeError("no free /24 among the candidate subnets; pass --subnet")
+
+
+@dataclass(frozen=True)
+class AptSource:
+    types: tuple[str, ...]
+    uri: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+
+
+def parse_deb822(text: str) -> list[AptSource]:
+    """Entries of a deb822 `.sources` file (one per URI); `Enabled: no` stanzas are skipped."""
+    out = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = None
+        for line in stanza.splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if line[0].isspace() and key:      # continuation line
+                fields[key] += " " + line.strip()
+                continue
+            if ":" in line:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                fields[key] = value.strip()
+        if not fields.get("uris") or fields.get("enabled", "yes").lower() == "no":
+            continue
+        for uri in fields["uris"].split():
+            out.append(AptSource(tuple(fields.get("types", "deb").split()), uri,
+                                 tuple(fields.get("suites", "").split()),
+                                 tuple(fields.get("components", "").split())))
+    return out
+
+
+def parse_one_line(text: str) -> list[AptSource]:
+    """Entries of a one-line `sources.list` (`deb [opts] URI suite comp...`)."""
+    out = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        line = re.sub(r"\[[^\]]*\]", " ", line)   # drop [arch=... signed-by=...]
+        words = line.split()
+        if len(words) < 3 or words[0] not in ("deb", "deb-src"):
+            continue
+        out.append(AptSource((words[0],), words[1], (words[2],), tuple(words[3:])))
+    return out
+
+
+def debian_mirror(sources: list[AptSource], suite: str = SUITE) -> str:
+    """The URI serving `suite` itself (not -security/-updates): what debootstrap needs."""
+    for s in sources:
+        if "deb" in s.types and suite in s.suites:
+            return s.uri
+    raise RuntimeError(f"no apt source for suite {suite!r} in the machine's apt configuration")
+
+
+def uri_host(uri: str) -> str:
+    m = re.match(r"^[a-z+]+://(?:[^@/]*@)?(\[[^\]]+\]|[^:/]+)", uri)
+    if not m:
+        raise ValueError(f"not a URL: {uri!r}")
+    return m.group(1).strip("[]")
+
+
+def render_inventory(hosts: list[Host], key_file: Path, date: str, bridge: str | None = None,
+                     key_fingerprint: str | None = None, distro: str = "debian") -> str:
+    """The project's hosts.ini shape; repo lines only when a package repo is being served."""
+    lines = [f"# Written by `fab testbed.up` on {date}; removed by `fab testbed.down`.",
+             "[all:vars]", "ssh_user = root", f"ssh_key_file = {key_file}"]
+    if bridge and key_fingerprint:
+        base = f"http://{bridge}:{REPO_PORT}"
+        lines += [f"repo_url = {base}/{distro}", f"repo_key_url = {base}/key.asc",
+                  f"repo_key_id = {key_fingerprint}"]
+    lines += ["", "[masters]"]
+    lines += [f"{h.name} ip={h.ip} myid={h.myid}" for h in hosts if h.role == "master"]
+    lines += ["", "[slaves]"]
+    lines += [f"{h.name} ip={h.ip}" for h in hosts if h.role == "slave"]
+    return "\n".join(lines) + "\n"
+
+
+def render_etc_hosts(hosts: list[Host], pins: dict[str, list[str]] = {}) -> str:
+    """localhost, every testbed host (its own name included); then the mirror pinned to the
+    addresses the firewall lets through (a CDN may answer differently a minute later)."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", ""]
+    lines += [f"{h.ip}\t{h.name}" for h in hosts]
+    if pins:
+        lines += ["", "# Pinned by the testbed: its firewall lets hosts reach only these."]
+        for host_name, addrs in sorted(pins.items()):
+            lines += [f"{a}\t{host_name}" for a in addrs]
+    return "\n".join(lines) + "\n"

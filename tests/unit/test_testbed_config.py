@@ -1,0 +1,184 @@
+"""The testbed's pure planning: subnet choice, address plan, apt sources, inventory text."""
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from testbed import config
+
+# `ip -4 route show table all` as on this project's machines: eth0 holds 192.0.2.0/24.
+ROUTES = """\
+default via 192.0.2.1 dev eth0
+192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2
+local 192.0.2.2 dev eth0 table local proto kernel scope host src 192.0.2.2
+broadcast 192.0.2.255 dev eth0 table local proto kernel scope link src 192.0.2.2
+local 127.0.0.0/8 dev lo table local proto kernel scope host src 127.0.0.1
+"""
+
+
+def test_routed_networks_skips_default_and_reads_typed_routes():
+    nets = config.routed_networks(ROUTES)
+    assert ipaddress.ip_network("192.0.2.0/24") in nets
+    assert ipaddress.ip_network("192.0.2.2/32") in nets
+    assert ipaddress.ip_network("127.0.0.0/8") in nets
+    assert ipaddress.ip_network("0.0.0.0/0") not in nets
+
+
+def test_choose_subnet_takes_first_free_documentation_range():
+    assert config.choose_subnet(ROUTES) == "198.51.100.0/24"
+
+
+def test_choose_subnet_skips_routed_candidate():
+    routes = ROUTES + "198.51.100.0/25 dev wg0 scope link\n"
+    assert config.choose_subnet(routes) == "203.0.113.0/24"
+
+
+def test_choose_subnet_skips_candidate_holding_the_mirror():
+    # Here the mirror resolves into 203.0.113.0/24 through the default route: taking that
+    # range for the hosts would cut them (and the machine) off from it.
+    routes = ROUTES + "198.51.100.0/24 dev other scope link\n"
+    assert config.choose_subnet(routes, avoid=["203.0.113.80"]) == "10.213.0.0/24"
+
+
+def test_choose_subnet_skips_overlapping_wider_route():
+    routes = ROUTES + "198.51.100.0/24 dev a\n203.0.113.0/24 dev b\n10.213.0.0/23 dev c\n"
+    assert config.choose_subnet(routes) == "10.213.2.0/24"
+
+
+def test_choose_subnet_fails_when_nothing_free():
+    with pytest.raises(RuntimeError, match="--subnet"):
+        config.choose_subnet("0.0.0.0/1 dev a\n128.0.0.0/1 dev b\n")
+
+
+def test_plan_three_slaves_matches_tutorial_numbering():
+    plan = config.plan_hosts("198.51.100.0/24", 3)
+    assert [(h.name, h.ip, h.role, h.myid) for h in plan] == [
+        ("master1", "198.51.100.1", "master", 1),
+        ("master2", "198.51.100.2", "master", 2),
+        ("master3", "198.51.100.3", "master", 3),
+        ("slave1", "198.51.100.51", "slave", None),
+        ("slave2", "198.51.100.52", "slave", None),
+        ("slave3", "198.51.100.53", "slave", None),
+    ]
+    assert plan[0].netns == "tb-master1"
+    assert config.bridge_ip("198.51.100.0/24") == "198.51.100.254"
+
+
+def test_plan_fifty_and_max_slaves_stay_below_bridge():
+    plan = config.plan_hosts("10.213.7.0/24", 50)
+    assert plan[-1].name == "slave50" and plan[-1].ip == "10.213.7.100"
+    full = config.plan_hosts("10.213.7.0/24", config.MAX_SLAVES)
+    ips = [h.ip for h in full]
+    assert ips[-1] == "10.213.7.250"
+    assert len(set(ips)) == len(ips) == 3 + 200
+    assert "10.213.7.254" not in ips
+    # Interface names are limited to 15 characters.
+    assert max(len(h.veth) for h in full) <= 15
+
+
+@pytest.mark.parametrize("n", [-1, config.MAX_SLAVES + 1])
+def test_plan_refuses_out_of_range_slave_counts(n):
+    with pytest.raises(ValueError, match="slaves"):
+        config.plan_hosts("198.51.100.0/24", n)
+
+
+def test_plan_refuses_non_24():
+    with pytest.raises(ValueError, match="/24"):
+        config.plan_hosts("198.51.100.0/25", 3)
+
+
+DEB822 = """\
+Types: deb
+# http://snapshot.example/archive/debian/20250520T000000Z
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb
+Enabled: no
+URIs: http://disabled.example/debian
+Suites: bookworm
+"""
+
+
+def test_deb822_entries_and_mirror_choice():
+    sources = config.parse_deb822(DEB822)
+    assert [s.uri for s in sources] == ["http://mirror.example/debian",
+                                        "http://mirror.example/debian-security"]
+    assert sources[0].suites == ("bookworm", "bookworm-updates")
+    assert config.debian_mirror(sources) == "http://mirror.example/debian"
+
+
+def test_one_line_sources_with_options_and_comments():
+    text = ("# comment\n"
+            "deb-src http://src.example/debian bookworm main\n"
+            "deb [arch=amd64 signed-by=/k.gpg] http://sec.example/debian-security "
+            "bookworm-security main\n"
+            "deb http://one.example/debian bookworm main contrib # trailing\n")
+    sources = config.parse_one_line(text)
+    assert [(s.types, s.uri, s.suites) for s in sources] == [
+        (("deb-src",), "http://src.example/debian", ("bookworm",)),
+        (("deb",), "http://sec.example/debian-security", ("bookworm-security",)),
+        (("deb",), "http://one.example/debian", ("bookworm",)),
+    ]
+    # deb-src is no debootstrap mirror; -security is not the suite itself.
+    assert config.debian_mirror(sources) == "http://one.example/debian"
+
+
+def test_debian_mirror_missing_suite_is_an_error():
+    with pytest.raises(RuntimeError, match="bookworm"):
+        config.debian_mirror(config.parse_one_line("deb http://x.example/d trixie main\n"))
+
+
+@pytest.mark.parametrize("uri,host", [
+    ("http://mirror.example/debian", "mirror.example"),
+    ("https://user:pw@mirror.example:8443/debian", "mirror.example"),
+    ("http://[2001:db8::1]:80/debian", "2001:db8::1"),
+])
+def test_uri_host(uri, host):
+    assert config.uri_host(uri) == host
+
+
+def test_inventory_with_repo():
+    plan = config.plan_hosts("198.51.100.0/24", 2)
+    text = config.render_inventory(plan, Path("/var/lib/mesos-testbed/id_ed25519"),
+                                   "2025-01-02 03:04:05", "198.51.100.254", "AB" * 20)
+    assert text == (
+        "# Written by `fab testbed.up` on 2025-01-02 03:04:05; removed by `fab testbed.down`.\n"
+        "[all:vars]\n"
+        "ssh_user = root\n"
+        "ssh_key_file = /var/lib/mesos-testbed/id_ed25519\n"
+        "repo_url = http://198.51.100.254:8000/debian\n"
+        "repo_key_url = http://198.51.100.254:8000/key.asc\n"
+        f"repo_key_id = {'AB' * 20}\n"
+        "\n"
+        "[masters]\n"
+        "master1 ip=198.51.100.1 myid=1\n"
+        "master2 ip=198.51.100.2 myid=2\n"
+        "master3 ip=198.51.100.3 myid=3\n"
+        "\n"
+        "[slaves]\n"
+        "slave1 ip=198.51.100.51\n"
+        "slave2 ip=198.51.100.52\n")
+
+
+def test_inventory_without_repo_has_no_repo_lines():
+    plan = config.plan_hosts("198.51.100.0/24", 1)
+    text = config.render_inventory(plan, Path("/k"), "d")
+    assert "repo_" not in text
+    assert "ssh_key_file = /k\n" in text and "slave1 ip=198.51.100.51\n" in text
+
+
+def test_etc_hosts_has_localhost_every_host_and_pins():
+    plan = config.plan_hosts("198.51.100.0/24", 1)
+    text = config.render_etc_hosts(plan, pins={"mirror.example": ["203.0.113.80"]})
+    lines = text.splitlines()
+    assert "127.0.0.1\tlocalhost" in lines
+    assert "198.51.100.2\tmaster2" in lines and "198.51.100.51\tslave1" in lines
+    assert "203.0.113.80\tmirror.example" in lines

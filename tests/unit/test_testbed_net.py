@@ -1,0 +1,58 @@
+"""The testbed's firewall text and sysctl bookkeeping (no root, no nft: text and temp files)."""
+import json
+
+from testbed import config, net
+
+
+def test_ruleset_allows_only_hosts_bridge_mirror_and_dns():
+    rules = net.nft_ruleset("198.51.100.0/24", ["203.0.113.80"], ["10.255.255.53"])
+    assert rules.startswith("table ip mesos_testbed {")
+    assert "elements = { 203.0.113.80 }" in rules
+    assert "elements = { 10.255.255.53 }" in rules
+    assert "ip saddr 198.51.100.0/24 ip daddr @mirrors tcp dport { 80, 443 } accept" in rules
+    assert "th dport 53 accept" in rules
+    assert "ip saddr 198.51.100.0/24 reject" in rules
+    assert 'iifname "tbbr0" ip daddr != 198.51.100.254 reject' in rules
+    assert "ip saddr 198.51.100.0/24 ip daddr != 198.51.100.0/24 masquerade" in rules
+    # Host-to-host traffic crosses the bridge (and, with br_netfilter, this forward hook):
+    # it must be accepted before the reject.
+    assert rules.index("ip daddr 198.51.100.0/24 accept") < rules.index("reject")
+
+
+def test_ruleset_with_no_mirror_is_still_valid_syntax():
+    rules = net.nft_ruleset("198.51.100.0/24", [], [])
+    assert "elements = {  }" not in rules
+
+
+def test_sysctls_saved_once_and_restored(tmp_path, monkeypatch):
+    proc = tmp_path / "proc"
+    (proc / "net/ipv4").mkdir(parents=True)
+    (proc / "fs/inotify").mkdir(parents=True)
+    (proc / "net/ipv4/ip_forward").write_text("0\n")
+    (proc / "fs/inotify/max_user_instances").write_text("128\n")
+    monkeypatch.setattr(net, "_sysctl_path",
+                        lambda k: proc / k.replace(".", "/"))
+    monkeypatch.setattr(config, "SYSCTL_FILE", tmp_path / "saved.json")
+    net.set_sysctls()
+    net.set_sysctls()      # a second `up` must not record our own values as the old ones
+    assert json.loads((tmp_path / "saved.json").read_text()) == {
+        "net.ipv4.ip_forward": "0", "fs.inotify.max_user_instances": "128"}
+    assert (proc / "net/ipv4/ip_forward").read_text().strip() == "1"
+    assert (proc / "fs/inotify/max_user_instances").read_text().strip() == "8192"
+    net.restore_sysctls()
+    assert (proc / "net/ipv4/ip_forward").read_text().strip() == "0"
+    assert (proc / "fs/inotify/max_user_instances").read_text().strip() == "128"
+    assert not (tmp_path / "saved.json").exists()
+    assert net.restore_sysctls() == {}     # `down` twice
+
+
+def test_inotify_limit_never_lowered(tmp_path, monkeypatch):
+    proc = tmp_path / "proc"
+    (proc / "net/ipv4").mkdir(parents=True)
+    (proc / "fs/inotify").mkdir(parents=True)
+    (proc / "net/ipv4/ip_forward").write_text("1\n")
+    (proc / "fs/inotify/max_user_instances").write_text("65536\n")
+    monkeypatch.setattr(net, "_sysctl_path", lambda k: proc / k.replace(".", "/"))
+    monkeypatch.setattr(config, "SYSCTL_FILE", tmp_path / "saved.json")
+    net.set_sysctls()
+    assert (proc / "fs/inotify/max_user_instances").read_text().strip() == "65536"
