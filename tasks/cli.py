@@ -1,0 +1,80 @@
+"""From `fab ...` to hosts: load the inventory, pick the target hosts, run phases, report.
+
+Fabric gives a task a `Connection` per `-H` host, or a plain Context without `-H`. With `-H`,
+the name (or address) is looked up in the inventory and the connection is made from its
+ssh_*/ip values, so `fab -H master1 ...` works where DNS does not know master1; without `-H`
+every inventory host the step applies to is worked on. The inventory is validated before any
+connection is opened.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+
+from fabric import Connection
+from invoke.exceptions import Exit
+
+from tasks import inventory, report
+from tasks.runner import Session, Step, connect, run_steps
+
+_reporter: report.Reporter | None = None
+
+
+def reporter() -> report.Reporter:
+    """One reporter per process: `fab -H a,b step` calls the task once per host, and the recap
+    should still come once, at the end."""
+    global _reporter
+    if _reporter is None:
+        _reporter = report.Reporter()
+        atexit.register(lambda: _reporter.counts and print(_reporter.recap(), flush=True))
+    return _reporter
+
+
+def load_cluster(c) -> inventory.Cluster:
+    path = c.config.get("inventory") or inventory.default_path()
+    try:
+        return inventory.load(os.path.expanduser(path))
+    except inventory.InventoryError as exc:
+        raise Exit(f"invalid inventory, nothing was changed:\n{exc}", code=2)
+
+
+def target_hosts(c, cluster: inventory.Cluster, roles: tuple[str, ...]) -> list[inventory.Host]:
+    if isinstance(c, Connection):
+        try:
+            host = cluster.find(c.original_host)
+        except inventory.InventoryError as exc:
+            raise Exit(str(exc), code=2)
+        if host.role not in roles:
+            raise Exit(f"{host.name} is a {host.role}; this task applies to "
+                       f"{' and '.join(r + 's' for r in roles)}", code=2)
+        return [host]
+    return [h for h in cluster.hosts if h.role in roles]
+
+
+def run_phases(c, phases, *, dry_run: bool = False) -> None:
+    """Run (roles, steps) phases in order; a failed host stops the run after its phase.
+
+    Within a phase the other hosts go on (one host down must not hold the others back), but no
+    later phase starts: a failure on a master stops before any slave is touched.
+    """
+    cluster = load_cluster(c)
+    roles = tuple(sorted({r for phase_roles, _ in phases for r in phase_roles}))
+    hosts = target_hosts(c, cluster, roles)
+    sessions = [Session(h, cluster, connect(h, c.config)) for h in hosts]
+    rep = reporter()
+    try:
+        for phase_roles, steps in phases:
+            group = [s for s in sessions if s.host.role in phase_roles]
+            run_steps(group, list(steps), rep, dry_run)
+            if any(s.failed for s in sessions):
+                break
+    finally:
+        for s in sessions:
+            s.conn.close()
+    if any(s.failed for s in sessions):
+        raise Exit(code=1)
+
+
+def run_step(c, step: Step, *, dry_run: bool = False) -> None:
+    run_phases(c, [(step.roles, (step,))], dry_run=dry_run)
