@@ -47,12 +47,15 @@ BASE_PACKAGES = [
     "openssh-server", "sudo", "gnupg", "lsb-release", "ca-certificates", "curl", "python3",
     "procps", "iproute2", "netcat-openbsd", "systemd", "systemd-sysv", "dbus", "iputils-ping",
 ]
-# Preinstalled in the second layer; zookeeperd only downloaded so its install stays real.
-HEAVY_PACKAGES = ["default-jre-headless", "python3-kazoo"]
+# Preinstalled in the second layer. zookeeper Depends on default-jre (not -headless), which
+# with libzookeeper-java's Java libraries is ~120 packages: unpacking them took ~25 s per host.
+# zookeeper/zookeeperd themselves are only downloaded, so installing them stays real (their
+# postinst creates the user, the conf alternatives and starts the service on the host).
+HEAVY_PACKAGES = ["default-jre-headless", "default-jre", "libzookeeper-java", "python3-kazoo"]
 DOWNLOAD_ONLY_PACKAGES = ["zookeeper", "zookeeperd"]
 # Bump when what the layers contain changes, so cached layers get rebuilt.
 BASE_VERSION = "1"
-HEAVY_VERSION = "1"
+HEAVY_VERSION = "2"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ after an `up` that died half-way.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -110,6 +111,10 @@ def remove_links() -> list[str]:
         if link.startswith(config.PREFIX) or link == config.BRIDGE:
             _quiet(["ip", "link", "del", link])
             gone.append("link " + link)
+    # `ip netns add` bind-mounts /run/netns onto itself; drop that once no namespace is left.
+    if not netns_names() and os.path.ismount("/run/netns"):
+        _quiet(["umount", "/run/netns"])
+        gone.append("mount /run/netns")
     return gone
 
 
