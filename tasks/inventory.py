@@ -20,8 +20,8 @@ configparser knows neither host lines nor line numbers::
 
 Host keys: ``ip`` (required, the IPv4 address the services bind to and
 advertise), ``myid`` (masters only, required, 1-255, unique), ``ssh_host``
-(default: ip), ``ssh_port`` (default 22), ``ssh_user`` (default: Fabric's own
-configuration). Settings (``key = value``, defaults in :class:`Settings`) are
+(default: ip), ``ssh_port`` (default: the ``ssh_port`` setting, 22), ``ssh_user``
+(default: the ``ssh_user`` setting, else Fabric's own configuration). Settings (``key = value``, defaults in :class:`Settings`) are
 layered defaults < ``[all:vars]`` < ``[ROLE:vars]``. A setting that describes
 one role only (the master ports, quorum, ZooKeeper paths, Marathon's config
 style, master packages / the agent port and packages) can only be set in
@@ -120,6 +120,8 @@ class Settings:
     quorum: int | None = None       # None = computed majority (Cluster.quorum)
     allow_even_masters: bool = False
     ssh_key_file: str = ""          # absolute path, '' = none
+    ssh_user: str = ""              # default for hosts without ssh_user= ('' = Fabric's config)
+    ssh_port: int = 22              # default for hosts without ssh_port=
     zk_mesos_path: str = "/mesos"
     zk_marathon_path: str = "/marathon"
 
@@ -445,6 +447,8 @@ _SETTINGS = {
     "quorum": (_quorum, "master"),
     "allow_even_masters": (_bool, "master"),
     "ssh_key_file": (_key_file, None),
+    "ssh_user": (_user, None),
+    "ssh_port": (lambda raw: _port(raw, "ssh_port"), None),
     "zk_mesos_path": (_znode, "master"),
     "zk_marathon_path": (_znode, "master"),
 }
@@ -495,7 +499,7 @@ class _RawHost:
     ip: str | None = None
     myid: int | None = None
     ssh_host: str | None = None
-    ssh_port: int = 22
+    ssh_port: int | None = None     # None: the ssh_port setting
     ssh_user: str | None = None
     group: str = ""             # the section as written, for messages
 
@@ -757,7 +761,9 @@ class _Parser:
         for h in self.hosts:
             hosts[h.role].append(Host(
                 name=h.name, role=h.role, ip=h.ip, myid=h.myid,
-                ssh_host=h.ssh_host or h.ip, ssh_port=h.ssh_port, ssh_user=h.ssh_user,
+                ssh_host=h.ssh_host or h.ip,
+                ssh_port=settings[h.role].ssh_port if h.ssh_port is None else h.ssh_port,
+                ssh_user=h.ssh_user or settings[h.role].ssh_user or None,
                 settings=settings[h.role], line=h.line))
         return Cluster(path=self.path, masters=tuple(hosts["master"]),
                        slaves=tuple(hosts["slave"]))

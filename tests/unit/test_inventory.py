@@ -316,7 +316,7 @@ INVALID = {
                        [f"{P}:11: quorum 4 is not a majority of 3 masters"]),
     "quorum not a number": vars_case("quorum = two"),
     "unknown setting": vars_case("zk_prot = 2181"),
-    "host key as setting": vars_case("ssh_port = 22"),
+    "host key as setting": vars_case("myid = 1"),
     "malformed setting line": vars_case("zk_port 2181"),
     "setting port not a number": vars_case("zk_port = 2181x"),
     "setting port zero": vars_case("mesos_port = 0"),
@@ -358,7 +358,7 @@ INVALID = {
 VARS_MESSAGES = {
     "quorum not a number": "quorum: malformed quorum 'two'",
     "unknown setting": "unknown setting 'zk_prot'",
-    "host key as setting": "unknown setting 'ssh_port'; host keys go on the host's line",
+    "host key as setting": "unknown setting 'myid'; host keys go on the host's line",
     "malformed setting line": "malformed setting line 'zk_port 2181' (expected key = value)",
     "setting port not a number": "zk_port: malformed port '2181x' (expected 1-65535)",
     "setting port zero": "mesos_port: malformed port '0'",
@@ -500,3 +500,13 @@ def test_find_unknown_host():
 def test_find_ambiguous_address():
     with pytest.raises(InventoryError, match="'127.0.0.1' is ambiguous .*give the ssh port"):
         parse(FIND, P).find("127.0.0.1")
+
+
+def test_ssh_user_and_port_in_vars_are_defaults_that_host_lines_override():
+    cluster = parse(
+        "[all:vars]\nssh_user = root\nssh_port = 2200\n"
+        "[masters]\nm1 ip=192.0.2.1 myid=1\nm2 ip=192.0.2.2 myid=2 ssh_port=22 ssh_user=ops\n"
+        "m3 ip=192.0.2.3 myid=3\n")
+    m1, m2, _ = cluster.masters
+    assert (m1.ssh_user, m1.ssh_port) == ("root", 2200)
+    assert (m2.ssh_user, m2.ssh_port) == ("ops", 22)
