@@ -8,7 +8,6 @@ after an `up` that died half-way.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -112,10 +111,16 @@ def remove_links() -> list[str]:
             _quiet(["ip", "link", "del", link])
             gone.append("link " + link)
     # `ip netns add` bind-mounts /run/netns onto itself; drop that once no namespace is left.
-    if not netns_names() and os.path.ismount("/run/netns"):
+    if not netns_names() and is_mountpoint("/run/netns"):
         _quiet(["umount", "/run/netns"])
         gone.append("mount /run/netns")
     return gone
+
+
+def is_mountpoint(path: str) -> bool:
+    """From mountinfo: os.path.ismount misses a bind mount of a directory onto itself."""
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
 
 
 # --- nftables: masquerade + egress allow-list -----------------------------------------------
