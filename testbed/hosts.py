@@ -18,13 +18,23 @@ Public helpers for integration tests (all need root, and the testbed up):
     start_host(name)                     boot a stopped/killed host again on its existing
                                          overlay (files kept) and wait until it is up
     up(...) / down() / status()          what the `fab testbed.*` tasks call
+
+`up` is a no-op when a testbed with the same settings is up and healthy; otherwise it tears
+down whatever exists (also leftovers of a crashed run) and builds a fresh one.
+
+ZooKeeper's Java heap is left at the package's default (a quarter of RAM as a *limit*): only
+the three masters run it and each JVM idles at ~45-65 MiB RSS. Setting -Xmx would mean editing
+the package's /etc/zookeeper/conf/environment, which the tool under test owns, or a global
+JAVA_TOOL_OPTIONS, which every JVM echoes on stderr; both would change what is being tested.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime
+import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -269,9 +279,13 @@ def _wait_exit(pid: int, timeout: float) -> bool:
 
 
 def _update_host(name: str, **fields) -> None:
-    state = _require_state()
-    _host(state, name).update(fields)
-    _save_state(state)
+    # Tests may crash and restart hosts from several threads or processes at once.
+    config.STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(config.STATE_DIR / "state.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = _require_state()
+        _host(state, name).update(fields)
+        _save_state(state)
 
 
 def kill_host(name: str) -> None:
@@ -355,6 +369,18 @@ def _start_http(bridge: str, directory: Path) -> int:
             raise RuntimeError("the package repo's HTTP server did not start; see http.log")
         time.sleep(0.05)
     return p.pid
+
+
+def _http_listeners() -> list[int]:
+    """PIDs listening on the repo port of our bridge's address (found without the state)."""
+    addr = subprocess.run(["ip", "-4", "-br", "addr", "show", "dev", config.BRIDGE],
+                          capture_output=True, text=True).stdout.split()
+    if len(addr) < 3:
+        return []
+    ip = addr[2].split("/")[0]
+    out = subprocess.run(["ss", "-Hltnp", "src", f"{ip}:{config.REPO_PORT}"],
+                         capture_output=True, text=True).stdout
+    return [int(p) for p in re.findall(r"pid=(\d+)", out)]
 
 
 def up(slaves: int = config.DEFAULT_SLAVES, subnet: str | None = None,
@@ -455,11 +481,11 @@ def down(log=print) -> list[str]:
     state = load_state() or {}
     gone = []
     # The repo server: by recorded PID, checked to still be our http.server.
-    pid = state.get("http_pid")
-    if pid and "http.server" in _cmdline(pid):
-        os.kill(pid, signal.SIGTERM)
-        _wait_exit(pid, 5)
-        gone.append(f"http server {pid}")
+    for pid in sorted({state.get("http_pid")} | set(_http_listeners())):
+        if pid and "http.server" in _cmdline(pid):
+            os.kill(pid, signal.SIGTERM)
+            _wait_exit(pid, 5)
+            gone.append(f"http server {pid}")
     # Containers: a clean poweroff first (SIGTERM to nspawn), in parallel.
     nspawns = [h["nspawn_pid"] for h in state.get("hosts", [])
                if _is_nspawn(h.get("nspawn_pid"), h["name"])]
