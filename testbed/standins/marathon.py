@@ -1,0 +1,605 @@
+"""Stand-in for the Marathon daemon (1.4 / 1.6 flags): TEST EQUIPMENT, not Marathon.
+
+Kept from the real Marathon, because the tutorial and the project's checks rely on it:
+- flags (scallop: `--name value`), `--master` required, `--zk` default
+  zk://localhost:2181/marathon, `--http_port` 8080;
+- HA: every instance joins an election under `<zk path>/leader/` (ephemeral sequential, data
+  `host:port`); the leader serves, the others proxy every request to it (X-Marathon-Via), the
+  leader sets X-Marathon-Leader, 502 "Could not determine the current leader" when none;
+- apps and the framework id live in ZooKeeper (`<zk path>/state/...`), so they survive a leader
+  change; the new leader reconciles: it keeps the tasks the Mesos master reports and launches
+  only the missing ones;
+- the REST v2 subset of mesos-facts.md §4, with the real status codes and messages;
+- a task that ends is started again (backoffSeconds x backoffFactor^n after failures).
+Dropped: offers (it asks the master to launch on an agent with room: `/standin/launch`), health
+checks, groups, pods, events, the web UI (a trivial page). Deployments live in the leader's
+memory only: a new leader starts with none.
+"""
+import json
+import logging
+import os
+import shlex
+import socket
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from . import common, flags as flagslib, marathon_apps as apps, zk as zklib
+from .common import Response
+
+log = logging.getLogger("marathon")
+PROG = "marathon"
+VERSION = common.version("marathon", "1.4.8")
+TICK = 1.0
+MESOS_SETTLE = 6.0      # after a Mesos leader change, let agents re-register before scaling
+LAUNCH_CONFIRM = 30.0   # a launched task not yet in the master's state still counts for this long
+
+_S, _I, _F, _B = str, int, float, bool
+SPEC = {name: (_S, None) for name in (
+    "access_control_allow_origin", "default_accepted_resource_roles", "enable_features",
+    "env_vars_prefix", "event_subscriber", "executor", "framework_name", "hostname",
+    "http_address", "http_credentials", "http_endpoints", "http_realm", "https_address",
+    "logging_level", "master", "mesos_authentication_principal",
+    "mesos_authentication_secret_file", "mesos_leader_ui_url", "mesos_role", "mesos_user",
+    "plugin_conf", "plugin_dir", "ssl_keystore_password", "ssl_keystore_path", "webui_url",
+    "zk", "gpu_scheduling_behavior", "internal_store_backend", "logstash", "sentry")}
+SPEC.update({name: (_I, None) for name in (
+    "decline_offer_duration", "failover_timeout", "http_max_concurrent_requests", "http_port",
+    "https_port", "leader_proxy_connection_timeout", "leader_proxy_read_timeout",
+    "local_port_max", "local_port_min", "max_apps", "max_tasks_per_offer",
+    "min_revive_offers_interval", "on_elected_prepare_timeout", "reconciliation_initial_delay",
+    "reconciliation_interval", "scale_apps_initial_delay", "scale_apps_interval",
+    "task_launch_confirm_timeout", "task_launch_timeout", "task_lost_expunge_gc",
+    "zk_max_versions", "zk_session_timeout", "zk_timeout", "max_instances_per_offer")})
+SPEC.update({name: (_B, False) for name in (
+    "ha", "disable_ha", "checkpoint", "disable_checkpoint", "mesos_authentication",
+    "disable_mesos_authentication", "revive_offers_for_new_apps",
+    "disable_revive_offers_for_new_apps", "store_cache", "disable_store_cache",
+    "zk_compression", "disable_zk_compression", "metrics", "disable_metrics", "tracing",
+    "disable_tracing", "disable_http", "help", "version")})
+DEFAULTS = {"zk": "zk://localhost:2181/marathon", "http_port": 8080, "https_port": 8443,
+            "framework_name": "marathon", "failover_timeout": 604800, "local_port_min": 10000,
+            "local_port_max": 20000, "zk_timeout": 10000, "zk_session_timeout": 10000}
+
+
+def load_flags(argv):
+    f = flagslib.parse_scallop(argv, SPEC)
+    if f["help"] or f["version"]:
+        return f
+    for name, value in DEFAULTS.items():
+        if f[name] is None:
+            f[name] = value
+    if not f["master"]:
+        raise flagslib.FlagError("[scallop] Error: Required option 'master' not found")
+    try:
+        zklib.parse_zk_url(f["zk"])
+    except zklib.ZkUrlError as e:
+        raise flagslib.FlagError(f"[scallop] Error: Validation failure for 'zk' option "
+                                 f"parameters: {e}") from None
+    f["hostname"] = f["hostname"] or socket.gethostname()
+    return f
+
+
+class Marathon:
+    def __init__(self, flags):
+        self.flags = flags
+        self.me = f"{flags['hostname']}:{flags['http_port']}"
+        self.lock = threading.RLock()
+        self.leader = None              # "host:port" of the leader, or None
+        self.elected = False
+        self.elected_at = 0.0
+        self.apps = {}                  # id -> app (leader only; persisted in ZooKeeper)
+        self.deployments = {}           # id -> deployment (leader memory)
+        self.launched = {}              # task id -> (app id, time, agent id): not yet seen
+        self.failures = {}              # app id -> (consecutive failures, last failure dict)
+        self.seen_done = set()          # completed task ids already counted
+        self.next_launch = {}           # app id -> earliest time to launch again (backoff)
+        self.framework_id = None
+        self.mesos = None               # last MasterInfo of the Mesos leader
+        self.mesos_changed_at = 0.0
+        self.tasks = []                 # our live tasks, from the master's state
+        self.agents = {}
+        self.stopping = False
+
+    # ---- ZooKeeper: election and state -------------------------------------------------
+    def start(self):
+        hosts, self.path = zklib.parse_zk_url(self.flags["zk"])
+        self.zk = zklib.client(hosts, self.flags["zk_session_timeout"] / 1000.0)
+        self.zk.add_listener(self._on_zk_state)
+        self.zk.ensure_path(f"{self.path}/state/apps")
+        self.zk.ensure_path(f"{self.path}/leader")
+        self.ha = not self.flags["disable_ha"]
+        if self.ha:
+            self._candidate()
+            self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+        else:
+            self._set_leader(self.me)
+
+    def _candidate(self):
+        self.znode = self.zk.create(f"{self.path}/leader/member_", self.me.encode(),
+                                    ephemeral=True, sequence=True)
+
+    def _on_zk_state(self, state):
+        if state == "LOST" and self.elected and not self.stopping:
+            # Marathon abdicates and exits when its ZooKeeper session expires; systemd restarts it.
+            log.critical("Lost leadership (ZooKeeper session expired); exiting")
+            os._exit(1)
+
+    def _on_candidates(self, children):
+        if self.stopping:
+            return False
+        members = sorted(c for c in children if c.startswith("member_"))
+        leader = None
+        if members:
+            try:
+                leader = self.zk.get(f"{self.path}/leader/{members[0]}")[0].decode()
+            except NoNodeError:
+                pass
+        if self.elected and self.znode.rsplit("/", 1)[1] not in members:
+            log.critical("Lost leadership; exiting")
+            os._exit(1)
+        self._set_leader(leader, mine=bool(members) and
+                         members[0] == self.znode.rsplit("/", 1)[1])
+        return True
+
+    def _set_leader(self, leader, mine=True):
+        self.leader = leader
+        if mine and not self.elected:
+            log.info("Elected as leader (%s)", self.me)
+            with self.lock:
+                self._load_state()
+                self.elected, self.elected_at = True, time.time()
+        elif leader and not mine:
+            log.info("Current leader: %s", leader)
+
+    def _app_node(self, app_id):
+        return f"{self.path}/state/apps/" + urllib.parse.quote(app_id, safe="")
+
+    def _load_state(self):
+        self.apps = {}
+        for name in self.zk.get_children(f"{self.path}/state/apps"):
+            app = json.loads(self.zk.get(f"{self.path}/state/apps/{name}")[0].decode())
+            self.apps[app["id"]] = app
+        try:
+            self.framework_id = self.zk.get(f"{self.path}/state/framework-id")[0].decode()
+        except NoNodeError:
+            self.framework_id = None
+        log.info("Loaded %d app(s); framework id %s", len(self.apps), self.framework_id)
+
+    def _store(self, app):
+        data = json.dumps(app).encode()
+        try:
+            self.zk.create(self._app_node(app["id"]), data)
+        except NodeExistsError:
+            self.zk.set(self._app_node(app["id"]), data)
+
+    # ---- scheduling (leader) -----------------------------------------------------------
+    def tick(self, detector):
+        if not self.elected:
+            return
+        leader = detector.leader()
+        if leader is None:
+            return
+        if self.mesos is None or leader.get("id") != self.mesos.get("id"):
+            log.info("Mesos leader is %s", leader["pid"])
+            self.mesos, self.mesos_changed_at = leader, time.time()
+        url = detector.url(leader)
+        status, reply, _ = common.call("POST", url + "/standin/register_framework", {
+            "framework_id": self.framework_id, "name": self.flags["framework_name"],
+            "hostname": self.flags["hostname"], "failover_timeout": self.flags[
+                "failover_timeout"], "webui_url": f"http://{self.me}"})
+        if status != 200:
+            return
+        if reply["framework_id"] != self.framework_id:
+            self.framework_id = reply["framework_id"]
+            log.info("Registered with Mesos as framework %s", self.framework_id)
+            self.zk.ensure_path(f"{self.path}/state")
+            try:
+                self.zk.create(f"{self.path}/state/framework-id", self.framework_id.encode())
+            except NodeExistsError:
+                self.zk.set(f"{self.path}/state/framework-id", self.framework_id.encode())
+        status, state, _ = common.call("GET", url + "/master/state")
+        if status != 200:
+            return
+        with self.lock:
+            self._observe(state)
+            settled = (time.time() - self.mesos_changed_at > MESOS_SETTLE
+                       and time.time() - self.elected_at > 2 * TICK)
+            if settled:
+                self._scale(url)
+            self._finish_deployments()
+
+    def _observe(self, state):
+        fw = next((f for f in state["frameworks"] if f["id"] == self.framework_id), None)
+        self.agents = {a["id"]: a for a in state["slaves"] if a["active"]}
+        self.tasks = [t for t in (fw or {}).get("tasks", [])]
+        live = {t["id"] for t in self.tasks}
+        now = time.time()
+        self.launched = {tid: v for tid, v in self.launched.items()
+                         if tid not in live and now - v[1] < LAUNCH_CONFIRM}
+        for t in (fw or {}).get("completed_tasks", []):
+            if t["id"] in self.seen_done:
+                continue
+            self.seen_done.add(t["id"])
+            self.launched.pop(t["id"], None)
+            app_id = apps.app_of_task(t["id"])
+            if app_id not in self.apps:
+                continue
+            if t["state"] in ("TASK_FAILED", "TASK_LOST", "TASK_ERROR"):
+                count, _ = self.failures.get(app_id, (0, None))
+                status = (t.get("statuses") or [{}])[-1]
+                failure = {"appId": app_id, "host": self._host(t), "message":
+                           status.get("message", ""), "state": t["state"], "taskId": t["id"],
+                           "timestamp": apps.timestamp(status.get("timestamp")),
+                           "version": self.apps[app_id]["version"],
+                           "slaveId": t["slave_id"]}
+                self.failures[app_id] = (count + 1, failure)
+                app = self.apps[app_id]
+                delay = min(app["backoffSeconds"] * app["backoffFactor"] ** count,
+                            app["maxLaunchDelaySeconds"])
+                self.next_launch[app_id] = now + delay
+            elif t["state"] == "TASK_FINISHED" and app_id in self.failures:
+                self.failures[app_id] = (0, self.failures[app_id][1])
+
+    def _host(self, task):
+        agent = self.agents.get(task["slave_id"])
+        return agent["hostname"] if agent else ""
+
+    def _app_tasks(self, app_id):
+        return [t for t in self.tasks if apps.app_of_task(t["id"]) == app_id]
+
+    def _scale(self, master_url):
+        for app_id, app in list(self.apps.items()):
+            tasks = self._app_tasks(app_id)
+            pending = [v for v in self.launched.values() if v[0] == app_id]
+            missing = app["instances"] - len(tasks) - len(pending)
+            if missing > 0 and time.time() >= self.next_launch.get(app_id, 0):
+                for _ in range(missing):
+                    if not self._launch(master_url, app):
+                        break
+            elif missing < 0:  # killSelection YOUNGEST_FIRST
+                for t in sorted(tasks, key=self._started, reverse=True)[:-missing]:
+                    common.call("POST", master_url + "/standin/kill",
+                                {"framework_id": self.framework_id, "task_id": t["id"]})
+        for t in self.tasks:  # tasks of deleted apps
+            if apps.app_of_task(t["id"]) not in self.apps:
+                common.call("POST", master_url + "/standin/kill",
+                            {"framework_id": self.framework_id, "task_id": t["id"]})
+
+    @staticmethod
+    def _started(task):
+        return task["statuses"][0]["timestamp"] if task.get("statuses") else 0
+
+    def _launch(self, master_url, app):
+        for agent in sorted(self.agents.values(), key=lambda a: a["id"]):
+            free = {k: agent["resources"].get(k, 0) - agent["used_resources"].get(k, 0)
+                    for k in ("cpus", "mem", "disk")}
+            for aid, _, on in self.launched.values():  # launches the master may not show yet
+                if on == agent["id"]:
+                    for k in free:
+                        free[k] -= self.apps.get(aid, {}).get(k, 0)
+            if any(app[k] > free[k] + 1e-9 for k in free):
+                continue
+            ports = self._ports(agent, len(app["portDefinitions"]))
+            if ports is None:
+                continue
+            tid = apps.task_id(app["id"])
+            env = dict(app["env"], MARATHON_APP_ID=app["id"],
+                       MARATHON_APP_VERSION=app["version"], MESOS_TASK_ID=tid)
+            for i, p in enumerate(ports):
+                env[f"PORT{i}"] = str(p)
+            if ports:
+                env.update(PORT=str(ports[0]), PORTS=",".join(map(str, ports)))
+            cmd = app["cmd"] if app["cmd"] is not None else " ".join(
+                shlex.quote(a) for a in app["args"] or [])
+            resources = {"cpus": app["cpus"], "mem": app["mem"], "disk": app["disk"]}
+            if ports:
+                resources["ports"] = common.ranges_text(ports)
+            status, reply, _ = common.call("POST", master_url + "/standin/launch", {
+                "framework_id": self.framework_id, "agent_id": agent["id"],
+                "task": {"task_id": tid, "name": app["id"].strip("/").replace("/", "."),
+                         "command": {"value": cmd}, "resources": resources, "env": env,
+                         "labels": [{"key": k, "value": v} for k, v in app["labels"].items()]}})
+            if status == 200:
+                log.info("Launched task %s on agent %s", tid, agent["hostname"])
+                self.launched[tid] = (app["id"], time.time(), agent["id"])
+                return True
+            log.warning("Launch of %s on %s refused: %s", tid, agent["id"], reply)
+        return False
+
+    def _ports(self, agent, count):
+        if count == 0:
+            return []
+        used = set()
+        for lo, hi in common.parse_ranges(agent["used_resources"].get("ports", "")):
+            used.update(range(lo, hi + 1))
+        free = [p for lo, hi in common.parse_ranges(agent["resources"].get("ports", ""))
+                for p in range(lo, hi + 1) if p not in used]
+        return free[:count] if len(free) >= count else None
+
+    def _finish_deployments(self):
+        for dep_id, dep in list(self.deployments.items()):
+            app_id = dep["affectedApps"][0]
+            tasks = self._app_tasks(app_id)
+            app = self.apps.get(app_id)
+            if app is None:
+                done = not tasks
+            else:
+                done = (len(tasks) == app["instances"]
+                        and all(t["state"] == "TASK_RUNNING" for t in tasks))
+            if done:
+                log.info("Deployment %s of %s finished", dep_id, app_id)
+                del self.deployments[dep_id]
+
+    def _deploy(self, app_id, action, version):
+        dep = {"id": str(uuid.uuid4()), "version": version, "affectedApps": [app_id],
+               "affectedPods": [], "steps": [{"actions": [{"action": action, "app": app_id}]}],
+               "currentActions": [{"action": action, "app": app_id,
+                                   "readinessCheckResults": []}],
+               "currentStep": 1, "totalSteps": 1}
+        # A new deployment of the same app replaces the old one (as with ?force=true).
+        for old in [d for d, v in self.deployments.items() if app_id in v["affectedApps"]]:
+            del self.deployments[old]
+        self.deployments[dep["id"]] = dep
+        return dep
+
+    # ---- REST v2 -----------------------------------------------------------------------
+    def _app_view(self, app, with_tasks):
+        tasks = self._app_tasks(app["id"])
+        view = dict(app)
+        view.update(
+            tasksStaged=sum(1 for t in tasks if t["state"] == "TASK_STAGING"),
+            tasksRunning=sum(1 for t in tasks if t["state"] == "TASK_RUNNING"),
+            tasksHealthy=0, tasksUnhealthy=0,
+            deployments=[{"id": d["id"]} for d in self.deployments.values()
+                         if app["id"] in d["affectedApps"]])
+        if with_tasks:
+            view["tasks"] = [self._task_view(t) for t in tasks]
+            failure = self.failures.get(app["id"], (0, None))[1]
+            if failure:
+                view["lastTaskFailure"] = failure
+        return view
+
+    def _task_view(self, t):
+        running = [s["timestamp"] for s in t.get("statuses", []) if s["state"] == "TASK_RUNNING"]
+        first = t["statuses"][0]["timestamp"] if t.get("statuses") else None
+        ports = [p for lo, hi in common.parse_ranges(t["resources"].get("ports", ""))
+                 for p in range(lo, hi + 1)]
+        return {"id": t["id"], "appId": apps.app_of_task(t["id"]), "host": self._host(t),
+                "slaveId": t["slave_id"], "state": t["state"], "ports": ports,
+                "stagedAt": apps.timestamp(first) if first else None,
+                "startedAt": apps.timestamp(running[0]) if running else None,
+                "version": self.apps.get(apps.app_of_task(t["id"]), {}).get("version"),
+                "ipAddresses": [], "healthCheckResults": []}
+
+    def handle(self, req):
+        p = req.path.rstrip("/") or "/"
+        if p == "/ping":
+            return Response(200, "pong\n", content_type="text/plain")
+        if p == "/v2/leader":
+            if not self.leader:
+                return Response(404, {"message": "There is no leader"})
+            return Response(200, {"leader": self.leader})
+        if not self.elected:
+            return self._proxy(req)
+        with self.lock:
+            resp = self._route(req, p)
+        resp.headers["X-Marathon-Leader"] = f"http://{self.me}"
+        return resp
+
+    def _proxy(self, req):
+        if not self.leader or self.leader == self.me:
+            return Response(502, "Could not determine the current leader",
+                            content_type="text/plain")
+        url = f"http://{self.leader}{req.path}"
+        if req.query:
+            url += "?" + urllib.parse.urlencode(req.query, doseq=True)
+        headers = {k: v for k, v in req.headers.items()
+                   if k.lower() in ("content-type", "accept", "authorization")}
+        headers["X-Marathon-Via"] = f"1.1 {self.me}"
+        try:
+            status, body, rheaders = common.raw_call(req.method, url, req.body or None,
+                                                     headers, timeout=10)
+        except OSError:
+            return Response(502, "Could not determine the current leader",
+                            content_type="text/plain")
+        keep = {k: v for k, v in rheaders.items() if k.lower() in (
+            "content-type", "location", "marathon-deployment-id", "x-marathon-leader")}
+        keep["X-Marathon-Via"] = f"1.1 {self.me}"
+        return Response(status, body, headers=keep, content_type=None)
+
+    def _route(self, req, p):
+        m = req.method
+        if p == "/":
+            return Response(200, f"<html><body><h1>Marathon {VERSION} (test stand-in)</h1>"
+                                 f"<p>leader {self.me}</p></body></html>",
+                            content_type="text/html")
+        if p == "/v2/info":
+            return Response(200, self._info())
+        if p == "/v2/deployments" and m == "GET":
+            return Response(200, list(self.deployments.values()))
+        if p == "/v2/tasks" and m == "GET":
+            return Response(200, {"tasks": [self._task_view(t) for t in self.tasks]})
+        if p == "/v2/apps":
+            if m == "GET":
+                return Response(200, {"apps": [self._app_view(a, False)
+                                               for a in self.apps.values()]})
+            if m == "POST":
+                return self._create(req)
+        if p.startswith("/v2/apps/"):
+            app_id = apps.canonical_id(p[len("/v2/apps"):])
+            if app_id.endswith("/tasks") and m == "GET":
+                app = self.apps.get(app_id[:-len("/tasks")])
+                if app is None:
+                    return _not_found(app_id[:-len("/tasks")])
+                return Response(200, {"tasks": self._app_view(app, True)["tasks"]})
+            if m == "GET":
+                app = self.apps.get(app_id)
+                return Response(200, {"app": self._app_view(app, True)}) if app else \
+                    _not_found(app_id)
+            if m == "PUT":
+                return self._update(req, app_id)
+            if m == "DELETE":
+                if app_id not in self.apps:
+                    return _not_found(app_id)
+                del self.apps[app_id]
+                try:
+                    self.zk.delete(self._app_node(app_id))
+                except NoNodeError:
+                    pass
+                version = apps.timestamp()
+                dep = self._deploy(app_id, "StopApplication", version)
+                return Response(200, {"deploymentId": dep["id"], "version": version},
+                                headers={"Marathon-Deployment-Id": dep["id"]})
+        return Response(404, {"message": f"Resource not found: {p}"})
+
+    def _parse(self, req):
+        try:
+            body = req.json()
+        except ValueError as e:
+            return None, Response(400, {"message": "Invalid JSON", "details": [
+                {"path": "/", "errors": [str(e)]}]})
+        if not isinstance(body, dict):
+            return None, Response(422, {"message": "Object is not valid", "details": [
+                {"path": "/", "errors": ["error.expected.jsobject"]}]})
+        return body, None
+
+    def _create(self, req):
+        body, error = self._parse(req)
+        if error:
+            return error
+        details = apps.validate(body)
+        if details:
+            return Response(422, {"message": "Object is not valid", "details": details})
+        app = apps.with_defaults(body)
+        if app["id"] in self.apps:
+            return Response(409, {"message": f"An app with id [{app['id']}] already exists."})
+        self._service_ports(app)
+        return self._save(app, "StartApplication", 201, full_body=True)
+
+    def _update(self, req, app_id):
+        body, error = self._parse(req)
+        if error:
+            return error
+        body.setdefault("id", app_id)
+        old = self.apps.get(app_id)
+        if old is not None:
+            locked = [d["id"] for d in self.deployments.values() if app_id in d["affectedApps"]]
+            if locked and req.query.get("force", ["false"])[0] != "true":
+                return Response(409, {
+                    "message": "App is locked by one or more deployments. Override with the "
+                               "option '?force=true'. View details at "
+                               f"'/v2/deployments/<DEPLOYMENT_ID>'.",
+                    "deployments": [{"id": d} for d in locked]})
+            merged = {k: v for k, v in old.items() if k not in ("version", "versionInfo")}
+            if "ports" in body:
+                merged.pop("portDefinitions", None)
+            merged.update(body)
+            body = merged
+        details = apps.validate(body)
+        if details:
+            return Response(422, {"message": "Object is not valid", "details": details})
+        app = apps.with_defaults(body)
+        self._service_ports(app)
+        if old is None:
+            return self._save(app, "StartApplication", 201)
+        action = "ScaleApplication" if _only_scaled(old, app) else "RestartApplication"
+        return self._save(app, action, 200)
+
+    def _service_ports(self, app):
+        """Port 0 in portDefinitions gets a free service port from --local_port_min up."""
+        taken = {d["port"] for a in self.apps.values() if a["id"] != app["id"]
+                 for d in a["portDefinitions"]}
+        candidates = iter(p for p in range(self.flags["local_port_min"],
+                                           self.flags["local_port_max"]) if p not in taken)
+        for d in app["portDefinitions"]:
+            if d["port"] == 0:
+                d["port"] = next(candidates)
+
+    def _save(self, app, action, status, full_body=False):
+        self._store(app)
+        self.apps[app["id"]] = app
+        self.next_launch.pop(app["id"], None)
+        dep = self._deploy(app["id"], action, app["version"])
+        headers = {"Marathon-Deployment-Id": dep["id"],
+                   "Location": f"http://{self.me}/v2/apps{app['id']}"}
+        body = (dict(self._app_view(app, False), tasks=[]) if full_body
+                else {"deploymentId": dep["id"], "version": app["version"]})
+        return Response(status, body, headers=headers)
+
+    def _info(self):
+        f = self.flags
+        return {"name": "marathon", "version": VERSION, "buildref": "standin",
+                "elected": self.elected, "leader": self.leader,
+                "frameworkId": self.framework_id,
+                "marathon_config": {"master": f["master"], "hostname": f["hostname"],
+                                    "ha": self.ha, "checkpoint": not f["disable_checkpoint"],
+                                    "failover_timeout": f["failover_timeout"],
+                                    "framework_name": f["framework_name"],
+                                    "local_port_min": f["local_port_min"],
+                                    "local_port_max": f["local_port_max"],
+                                    "mesos_role": f["mesos_role"],
+                                    "webui_url": f["webui_url"]},
+                "zookeeper_config": {"zk": f["zk"], "zk_timeout": f["zk_timeout"],
+                                     "zk_session_timeout": f["zk_session_timeout"],
+                                     "zk_max_versions": f["zk_max_versions"]},
+                "http_config": {"http_port": f["http_port"], "https_port": f["https_port"]},
+                "event_subscriber": None}
+
+
+def _only_scaled(old, new):
+    strip = ("instances", "version", "versionInfo")
+    return ({k: v for k, v in old.items() if k not in strip}
+            == {k: v for k, v in new.items() if k not in strip})
+
+
+def _not_found(app_id):
+    return Response(404, {"message": f"App '{app_id}' does not exist"})
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        flags = load_flags(argv)
+    except flagslib.FlagError as e:
+        flagslib.fail(PROG, str(e), usage=False)
+    if flags["help"] or flags["version"]:
+        print(VERSION if flags["version"] else "Usage: marathon [options] (test stand-in)")
+        return 0
+    common.setup_logging(PROG)
+    marathon = Marathon(flags)
+    address = flags["http_address"] or "0.0.0.0"
+    try:
+        server = common.serve(address, flags["http_port"], marathon.handle, "marathon")
+    except OSError as e:
+        log.critical("Failed to bind %s:%s: %s", address, flags["http_port"], e)
+        return 1
+    log.info("Marathon %s listening on %s:%s as %s", VERSION, address, flags["http_port"],
+             marathon.me)
+    detector = zklib.MasterDetector(flags["master"])
+    marathon.start()
+    threading.Thread(target=_loop, args=(marathon, detector), daemon=True).start()
+    common.wait_for_sigterm()
+    marathon.stopping = True
+    log.info("Received SIGTERM; exiting")
+    server.shutdown()
+    marathon.zk.stop()
+    detector.stop()
+    return 0
+
+
+def _loop(marathon, detector):
+    while not marathon.stopping:
+        try:
+            marathon.tick(detector)
+        except Exception:
+            log.exception("scheduling round failed")
+        time.sleep(TICK)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
