@@ -357,7 +357,7 @@ def _mount_nspawn_tmpfs() -> None:
 
 
 def _start_http(bridge: str, directory: Path) -> int:
-    log = open(config.STATE_DIR / "http.log", "ab")
+    log = open(config.STATE_DIR / "http.log", "wb")
     with log:
         p = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", bridge,
                               "--directory", str(directory), str(config.REPO_PORT)],
@@ -416,7 +416,10 @@ def _up(slaves, subnet, marathon_version, repo, log) -> dict:
     rootfs.ensure_heavy(base_stamp, log)
     repo_info = None
     if repo:
-        from testbed.repo import build_repo   # another module; imported only when needed
+        try:   # another engineer's module; imported only when a repo is wanted
+            from testbed.repo import build_repo
+        except ImportError as e:
+            raise RuntimeError(f"cannot build the package repo ({e}); use --no-repo") from e
         out_dir = config.CACHE_DIR / "repo" / marathon_version
         info = build_repo(out_dir, config.SUITE, marathon_version)
         repo_info = {"dir": str(out_dir), "fingerprint": info.key_fingerprint,

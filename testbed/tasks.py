@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from invoke import Collection, task
+from invoke import Collection, Exit, task
 
 from testbed import config, hosts
 
@@ -25,7 +25,11 @@ def up(c, slaves=config.DEFAULT_SLAVES, subnet=None,
        marathon_version=config.DEFAULT_MARATHON, no_repo=False):
     """Build and boot master1-3 and slave1-N; write testbed/hosts.ini."""
     t0 = time.time()
-    hosts.up(int(slaves), subnet, marathon_version, repo=not no_repo)
+    try:
+        hosts.up(int(slaves), subnet, marathon_version, repo=not no_repo)
+    except (RuntimeError, ValueError, TimeoutError, PermissionError) as e:
+        # `up` has already torn down what it built; a one-line reason beats a traceback.
+        raise Exit(f"testbed.up failed: {e}", code=1)
     print(f"FABRIC_INVENTORY={config.INVENTORY.relative_to(config.INVENTORY.parents[1])} "
           f"fab cluster   # ({time.time() - t0:.1f} s)")
 
