@@ -273,9 +273,19 @@ def _wait_exit(pid: int, timeout: float) -> bool:
     end = time.time() + timeout
     while time.time() < end:
         if not _alive(pid):
+            _reap(pid)
             return True
         time.sleep(0.05)
     return not _alive(pid)
+
+
+def _reap(pid: int) -> None:
+    # When up/start_host ran in this process (e.g. pytest), nspawn is our child: collect it
+    # so no zombie lingers; otherwise init does.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def _update_host(name: str, **fields) -> None:
