@@ -152,7 +152,8 @@ def write_file(path: str, content: str, *, mode: str = "644", owner: str = "root
     leftover after a crash is never read as a flag: mesos-init-wrapper skips dot files, while a
     stray `work_dir.tmp` would become an unknown flag and stop mesos-master. Markers are set
     first: if the write then fails, the worst outcome is one restart too many, never a changed
-    file whose service is not restarted.
+    file whose service is not restarted. `mv -T`: were `path` a directory, a plain `mv` would
+    move the temporary file into it and succeed.
     """
     directory, name = posixpath.split(path)
     payload = base64.b64encode(content.encode()).decode()
@@ -160,7 +161,7 @@ def write_file(path: str, content: str, *, mode: str = "644", owner: str = "root
     parts.append(
         f"mkdir -p {q(directory)} && t=$(mktemp {q(posixpath.join(directory, '.' + name + '.XXXXXX'))}) && "
         f"{{ printf '%s' {q(payload)} | base64 -d > \"$t\" && chown {q(owner + ':' + group)} \"$t\" && "
-        f"chmod {q(mode)} \"$t\" && mv -f \"$t\" {q(path)}; }} || {{ rm -f \"$t\"; exit 1; }}"
+        f"chmod {q(mode)} \"$t\" && mv -fT \"$t\" {q(path)}; }} || {{ rm -f \"$t\"; exit 1; }}"
     )
     return " && ".join(parts)
 
