@@ -145,3 +145,19 @@ def test_apt_get_update_accepts_the_repository_without_warnings(built, tmp_path)
         assert "Candidate: 1.4.1-2.0.1" in policy
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("name,libdir,module,expected", [
+    ("mesos", "usr/lib/mesos-standin", "mesos_master", "mesos 1.4.1"),
+    ("mesos", "usr/lib/mesos-standin", "mesos_slave", "mesos 1.4.1"),
+    ("marathon", "usr/share/marathon/lib", "marathon", "1.4.8"),
+])
+def test_packaged_daemons_run_from_their_own_copy(built, tmp_path, name, libdir, module,
+                                                  expected):
+    """The modules shipped in the .deb import on their own and know the package version."""
+    subprocess.run(["dpkg-deb", "-x", str(deb(built[0] / "out", name)), str(tmp_path)],
+                   check=True)
+    r = subprocess.run(["python3", "-m", f"standins.{module}", "--version"],
+                       cwd=tmp_path / libdir, capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == expected
