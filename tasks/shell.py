@@ -202,13 +202,15 @@ def fetch_key_to_keyring(key_id: str, keyring: str, *, key_url: str = "", keyser
     else:
         fetch = f"gpg --homedir \"$g\" --batch -q --keyserver {q(keyserver)} --recv-keys {q(kid)}"
     directory, name = posixpath.split(keyring)
+    tmp = posixpath.join(directory, "." + name + ".new")
     return (
         "g=$(mktemp -d) && trap 'rm -rf \"$g\"' EXIT && "
         f"{fetch} && "
         f"gpg --homedir \"$g\" --batch --with-colons --fingerprint {q(kid)} | grep -q {q('^fpr:.*' + kid + ':$')} "
         f"|| {{ echo \"key {kid} not found or fingerprint mismatch\" >&2; exit 1; }}; "
         f"mkdir -p {q(directory)} && gpg --homedir \"$g\" --batch --export {q(kid)} > \"$g/out\" && "
-        f"chmod 644 \"$g/out\" && mv -f \"$g/out\" {q(keyring)}"
+        # Copied next to the keyring first: a rename from /tmp could cross file systems.
+        f"install -m 644 \"$g/out\" {q(tmp)} && mv -fT {q(tmp)} {q(keyring)}"
     )
 
 
@@ -244,7 +246,9 @@ def service_disable_now(init: str, service: str) -> str:
     """Stop now and keep from starting at boot (the tutorial's `stop X` + `X.override`)."""
     s = q(service)
     if init == "systemd":
-        return f"systemctl disable --now --quiet {s}"
+        # Not `disable --now`: for SysV scripts (Debian's zookeeper) systemctl hands the
+        # disabling to systemd-sysv-install and then skips the stop.
+        return f"systemctl disable --quiet {s} && systemctl stop {s}"
     if init == "upstart":
         override = write_file(f"/etc/init/{service}.override", "manual\n")
         # "Unknown instance" from `stop` means it was not running: success.
@@ -253,11 +257,16 @@ def service_disable_now(init: str, service: str) -> str:
 
 
 def wait_zookeeper_serving(port: int, modes: tuple[str, ...], seconds: int) -> str:
-    """Poll the local ZooKeeper with `srvr` until it reports one of `modes` (quorum reached)."""
+    """Poll the local ZooKeeper with `srvr` until it reports one of `modes` (quorum reached).
+
+    bash's /dev/tcp rather than nc, which minimal installs lack; ZooKeeper closes the
+    connection after answering a four-letter word, so `cat` ends.
+    """
     pattern = "^Mode: \\(" + "\\|".join(modes) + "\\)$"
+    ask = f"exec 3<>/dev/tcp/127.0.0.1/{int(port)} && echo srvr >&3 && cat <&3"
     return (
         f"i=0; while [ $i -lt {int(seconds)} ]; do "
-        f"echo srvr | nc -w 2 127.0.0.1 {int(port)} 2>/dev/null | grep -q {q(pattern)} && exit 0; "
+        f"timeout 3 bash -c {q(ask)} 2>/dev/null | grep -q {q(pattern)} && exit 0; "
         "i=$((i+1)); sleep 1; done; "
         f"echo \"ZooKeeper on port {int(port)} did not reach quorum within {int(seconds)} s\" >&2; exit 1"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from tasks import facts, render, shell
 from tasks.runner import Change, HostContext, Step, StepError
 from tasks.steps import files
+from tasks.steps.service import AGENT_INFO_MARK
 
 ZK_CONF = "/etc/zookeeper/conf"
 ZK_MISSING = "ZooKeeper is not installed on {host} ({dir} is missing): run install-master first"
@@ -74,7 +75,8 @@ def _ip_hostname(ctx: HostContext) -> dict[str, str]:
 
 SET_IP_HOSTNAME = file_step(
     "set-ip-hostname", ("master", "slave"), _ip_hostname,
-    lambda ctx: ("mesos-master",) if ctx.host.role == "master" else ("mesos-slave",),
+    # An agent's ip and hostname are part of its identity: see service.AGENT_INFO_MARK.
+    lambda ctx: ("mesos-master",) if ctx.host.role == "master" else ("mesos-slave", AGENT_INFO_MARK),
     lambda ctx: "/etc/mesos-master" if ctx.host.role == "master" else "/etc/mesos-slave")
 
 

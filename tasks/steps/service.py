@@ -43,8 +43,12 @@ def _disable_plan(ctx: HostContext, found: dict[str, facts.Probe]) -> list[Chang
 DISABLE_UNUSED_SERVICES = Step("disable-unused-services", ("master", "slave"),
                                _disable_probes, _disable_plan)
 
-# Where the agent checkpoints its identity; see `_start_plan`.
+# Where the agent checkpoints its identity; see `start_services_step`.
 AGENT_WORK_DIR_FILE = "/etc/mesos-slave/work_dir"
+# A restart mark of its own, set by steps that change what the agent checkpoints as its
+# identity (ip, hostname): only then is the checkpoint dropped. Other changes (a new
+# /etc/mesos/zk) restart the agent but keep its id and its running tasks.
+AGENT_INFO_MARK = "mesos-slave.agent-info"
 
 
 def start_services_step(only: tuple[str, ...] = ()) -> Step:
@@ -56,7 +60,8 @@ def start_services_step(only: tuple[str, ...] = ()) -> Step:
     def probes(ctx: HostContext) -> dict[str, str]:
         p = _service_probes(ctx, services(ctx))
         if "mesos-slave" in services(ctx):
-            p["work_dir"] = f"cat {shell.q(AGENT_WORK_DIR_FILE)}"
+            p["work_dir"] = shell.read_file(AGENT_WORK_DIR_FILE)
+            p["agent_info"] = shell.exists(shell.restart_marker(AGENT_INFO_MARK))
         return p
 
     def plan(ctx: HostContext, found: dict[str, facts.Probe]) -> list[Change]:
@@ -71,17 +76,22 @@ def start_services_step(only: tuple[str, ...] = ()) -> Step:
             if not (marked or running):
                 changes.append(Change(f"start {svc}", shell.service_restart(ctx.init, svc)))
             elif marked:
-                if svc == "mesos-slave" and found["work_dir"].ok and found["work_dir"].out.strip():
-                    # An agent whose flags changed refuses to start ("Incompatible agent info")
-                    # until its checkpointed identity is dropped (ansible-mesos#65).
-                    latest = found["work_dir"].out.strip().rstrip("/") + "/meta/slaves/latest"
-                    changes.append(Change(f"drop the agent checkpoint {latest}",
-                                          shell.remove_file(latest)))
+                changes += _drop_agent_checkpoint(svc, found)
                 changes.append(Change(f"restart {svc} (configuration changed)",
                                       shell.service_restart(ctx.init, svc)))
             if marked:
                 changes.append(Change(f"clear the restart mark of {svc}", shell.clear_restart(svc)))
         return changes
+
+    def _drop_agent_checkpoint(svc: str, found: dict[str, facts.Probe]) -> list[Change]:
+        """An agent whose ip/hostname changed refuses to start ("Incompatible agent info")
+        until its checkpointed identity is dropped (ansible-mesos#65)."""
+        if svc != "mesos-slave" or not found["agent_info"].ok:
+            return []
+        work_dir = facts.file_fact(found["work_dir"])
+        latest = (work_dir.content.strip() or "/var/lib/mesos").rstrip("/") + "/meta/slaves/latest"
+        return [Change(f"drop the agent checkpoint {latest}", shell.remove_file(latest)),
+                Change("clear the agent identity mark", shell.clear_restart(AGENT_INFO_MARK))]
 
     name = "start-services" if not only else "start-" + "+".join(only)
     return Step(name, ("master", "slave"), probes, plan)

@@ -241,7 +241,7 @@ def test_service_enabled(init, expected):
 
 @pytest.mark.parametrize("init, restart, enable, disable", [
     ("systemd", "systemctl restart marathon", "systemctl enable --quiet marathon",
-     "systemctl disable --now --quiet marathon"),
+     "systemctl disable --quiet marathon && systemctl stop marathon"),
     ("sysv", "service marathon restart", "update-rc.d marathon defaults",
      "service marathon stop; update-rc.d marathon disable"),
 ])
