@@ -36,7 +36,7 @@ Settings (default; rule):
 - ``repo_url`` ``http://repos.mesosphere.io/{distro}`` (http/https; only the
   ``{distro}`` and ``{codename}`` placeholders), ``repo_suite`` '' (empty: the
   host's ``lsb_release -cs``), ``repo_component`` main, ``repo_key_id``
-  E56151BF (8, 16 or 40 hex digits), ``repo_keyserver`` keyserver.ubuntu.com
+  the tutorial's E56151BF as a full fingerprint (8, 16 or 40 hex digits), ``repo_keyserver`` keyserver.ubuntu.com
   (hostname or ``hkp://host:port``), ``repo_key_url`` '' (set: fetch the key
   there instead of the keyserver);
 - ``master_packages`` mesosphere, ``slave_packages`` mesos (space-separated
@@ -111,7 +111,8 @@ class Settings:
     repo_url: str = "http://repos.mesosphere.io/{distro}"
     repo_suite: str = ""            # '' = `lsb_release -cs` on the host
     repo_component: str = "main"
-    repo_key_id: str = "E56151BF"
+    # The tutorial's key E56151BF, in full: a 32-bit id is easy to collide with a forged key.
+    repo_key_id: str = "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"
     repo_keyserver: str = "keyserver.ubuntu.com"
     repo_key_url: str = ""          # set: fetch the key here, not from the keyserver
     master_packages: tuple[str, ...] = ("mesosphere",)
@@ -680,7 +681,6 @@ class _Parser:
     def finish(self) -> Cluster:
         self.check_duplicates()
         eff = self.effective("master")
-        masters = [h for h in self.hosts if h.role == "master"]
         count = self.host_lines["master"]
         if not self.group_line["master"]:
             self.error(0, "no [masters] section: list at least one master "

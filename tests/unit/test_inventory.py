@@ -51,7 +51,7 @@ VALID = {
         "slaves.0.ssh_host": "192.0.2.51", "slaves.0.ssh_port": 22, "slaves.0.ssh_user": None,
         "slaves.0.role": "slave",
         "masters.0.settings": Settings(),
-        "settings.repo_key_id": "E56151BF",
+        "settings.repo_key_id": "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF",
         "settings.master_packages": ("mesosphere",),
         "settings.quorum": None,
     }),
