@@ -12,9 +12,8 @@ connection each; the steps of one host run in order and stop at its first failur
 from __future__ import annotations
 
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from fabric import Connection
@@ -61,7 +60,6 @@ class Session:
     init: str | None = None
     failed: bool = False
     planned: bool = False        # a dry run planned changes that later steps would build on
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, command: str):
         # Fabric removed "upload with sudo" and friends; a non-root login uses sudo for all.

@@ -53,9 +53,12 @@ def collect(cluster: Cluster) -> dict:
             elected = metrics.get("master/elected") == 1
             state["mesos"][m.name] = "leader" if elected else "standby"
             leader_ip = m.ip if elected else leader_ip
-        info = _get(f"http://{m.ip}:{m.settings.marathon_port}/v2/info")
-        state["marathon"][m.name] = ("unreachable" if info is None
-                                     else "leader" if info.get("elected") else "standby")
+        # /v2/leader, not /v2/info: a standby proxies most requests to the leader, so its
+        # /v2/info says "elected" too.
+        leader = _get(f"http://{m.ip}:{m.settings.marathon_port}/v2/leader")
+        state["marathon"][m.name] = ("unreachable" if leader is None
+                                     else "leader" if leader.get("leader") == f"{m.ip}:{m.settings.marathon_port}"
+                                     else "standby")
     if leader_ip:
         master_state = _get(f"http://{leader_ip}:{s.mesos_port}/master/state") or {}
         state["agents"] = [(a.get("hostname"), a.get("active")) for a in master_state.get("slaves", [])]

@@ -493,7 +493,7 @@ class Marathon:
                 return Response(409, {
                     "message": "App is locked by one or more deployments. Override with the "
                                "option '?force=true'. View details at "
-                               f"'/v2/deployments/<DEPLOYMENT_ID>'.",
+                               "'/v2/deployments/<DEPLOYMENT_ID>'.",
                     "deployments": [{"id": d} for d in locked]})
             merged = {k: v for k, v in old.items() if k not in ("version", "versionInfo")}
             if "ports" in body:

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
-
-import pytest
-
 from testbed import hosts as tb
 from tests.integration.conftest import (MASTERS, ROOT, SLAVES, active_agents, cat, fab, ip,
                                         mesos_leader, service_start, try_json, wait_for, zk_mode,
