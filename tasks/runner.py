@@ -156,5 +156,5 @@ def _describe(host: str, step: Step, change: Change) -> str:
     return text
 
 
-def _tail(text: str, lines: int = 3) -> str:
+def _tail(text: str, lines: int = 8) -> str:
     return " | ".join(t.strip() for t in text.strip().splitlines()[-lines:] if t.strip())

@@ -233,6 +233,22 @@ def service_restart(init: str, service: str) -> str:
     return f"service {s} restart"
 
 
+def verify_running(init: str, services: tuple[str, ...], settle: int = 3) -> str:
+    """After (re)starts: fail, with the service's last log lines, if one is not running.
+
+    A daemon that rejects its flags or its checkpoint exits within a second of starting, while
+    systemd's `restart` has already returned success; `settle` seconds catch that. The
+    message comes last, where the failure report (the last lines of stderr) shows it.
+    """
+    checks = []
+    for svc in services:
+        logs = (f"journalctl -u {q(svc)} -n 8 --no-pager -o cat >&2" if init == "systemd"
+                else f"tail -n 8 /var/log/upstart/{q(svc)}.log >&2" if init == "upstart" else "true")
+        checks.append(f"{{ {service_running(init, svc)} ; }} || "
+                      f"{{ {logs}; echo {q(svc + ' is not running after its start (log above)')} >&2; exit 1; }}")
+    return f"sleep {int(settle)}; " + "; ".join(checks)
+
+
 def service_enable(init: str, service: str) -> str:
     s = q(service)
     if init == "systemd":

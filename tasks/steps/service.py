@@ -65,7 +65,7 @@ def start_services_step(only: tuple[str, ...] = ()) -> Step:
         return p
 
     def plan(ctx: HostContext, found: dict[str, facts.Probe]) -> list[Change]:
-        changes = []
+        changes, started = [], []
         for i, svc in enumerate(services(ctx)):
             if not found[f"installed{i}"].ok:
                 raise StepError(f"{svc} is not installed on {ctx.host.name}: "
@@ -75,12 +75,17 @@ def start_services_step(only: tuple[str, ...] = ()) -> Step:
             marked, running = found[f"marker{i}"].ok, found[f"running{i}"].ok
             if not (marked or running):
                 changes.append(Change(f"start {svc}", shell.service_restart(ctx.init, svc)))
+                started.append(svc)
             elif marked:
                 changes += _drop_agent_checkpoint(svc, found)
                 changes.append(Change(f"restart {svc} (configuration changed)",
                                       shell.service_restart(ctx.init, svc)))
+                started.append(svc)
             if marked:
                 changes.append(Change(f"clear the restart mark of {svc}", shell.clear_restart(svc)))
+        if started:
+            changes.append(Change(f"check that {', '.join(started)} stayed up",
+                                  shell.verify_running(ctx.init, tuple(started))))
         return changes
 
     def _drop_agent_checkpoint(svc: str, found: dict[str, facts.Probe]) -> list[Change]:

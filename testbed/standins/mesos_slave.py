@@ -94,11 +94,13 @@ def detect_resources(work_dir, text):
     31000-32000), overridden by --resources."""
     with open("/proc/meminfo") as f:
         total_mb = int(f.readline().split()[1]) // 1024
+    # The file system's size, not its free space (Mesos' fs::size): free space moves between
+    # two starts, and the agent would then refuse its own checkpoint as incompatible.
     st = os.statvfs(work_dir)
-    disk_mb = st.f_bavail * st.f_frsize // (1024 * 1024)
+    disk_mb = st.f_blocks * st.f_frsize // (1024 * 1024)
     res = {"cpus": float(os.cpu_count() or 1),
            "mem": float(max(total_mb - 1024, total_mb // 2)),
-           "disk": float(max(disk_mb - 5 * 1024, disk_mb // 2)),
+           "disk": float(disk_mb - 10 * 1024 if disk_mb >= 20 * 1024 else disk_mb // 2),
            "ports": "[31000-32000]"}
     res.update(common.parse_resources(text))
     return res
