@@ -134,6 +134,20 @@ def parse_scallop(argv, spec, required=()):
     return flags
 
 
+def to_json(values, spec):
+    """Flags as the /state and /flags endpoints show them: every value a string."""
+    out = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if spec[name][0] == "duration":
+            value = format_duration(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        out[name] = str(value)
+    return out
+
+
 def fail(prog, message, usage=True):
     """Print the error as the real daemon does, and exit 1."""
     print(message, file=sys.stderr)

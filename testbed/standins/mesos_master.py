@@ -95,20 +95,6 @@ def load_flags(argv, environ=None):
     return f
 
 
-def flags_json(f):
-    """Flags as /master/state shows them: every value a string."""
-    out = {}
-    for name, value in f.items():
-        if value is None:
-            continue
-        if SPEC[name][0] == "duration":
-            value = flagslib.format_duration(value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        out[name] = str(value)
-    return out
-
-
 def _ip_as_uint32(ip):
     # MasterInfo.ip is the address in network byte order read as a host integer.
     return struct.unpack("<I", socket.inet_aton(ip))[0]
@@ -310,7 +296,7 @@ class Master:
                 "activated_slaves": sum(1 for a in self.agents.values() if a["active"]),
                 "deactivated_slaves": sum(1 for a in self.agents.values() if not a["active"]),
                 "unreachable_slaves": 0, "cluster": self.flags["cluster"] or "",
-                "flags": flags_json(self.flags), "slaves": slaves,
+                "flags": flagslib.to_json(self.flags, SPEC), "slaves": slaves,
                 "frameworks": [f for f in frameworks if f["active"] or f["tasks"]],
                 "completed_frameworks": [], "orphan_tasks": [], "unregistered_frameworks": [],
                 "log_dir": self.flags["log_dir"] or "",

@@ -356,7 +356,7 @@ class Agent:
                 "version": VERSION, "id": self.id or "", "pid": self.pid,
                 "hostname": self.hostname, "start_time": self.start_time,
                 "master_hostname": master.get("hostname", ""), "resources": self.resources,
-                "attributes": self.attributes, "flags": _flags_json(self.flags),
+                "attributes": self.attributes, "flags": flagslib.to_json(self.flags, SPEC),
                 "frameworks": list(frameworks.values()), "completed_frameworks": [],
                 "log_dir": self.flags["log_dir"] or "",
             }
@@ -380,7 +380,7 @@ class Agent:
         if p in ("/health", "/slave(1)/health"):
             return Response(200)
         if p in ("/flags", "/slave(1)/flags"):
-            return Response(200, {"flags": _flags_json(self.flags)})
+            return Response(200, {"flags": flagslib.to_json(self.flags, SPEC)})
         if p == "/metrics/snapshot":
             return Response(200, self.metrics())
         if p == "/files/read":  # what the web UI's "Sandbox" link reads
@@ -402,19 +402,6 @@ class Agent:
             f.seek(offset)
             data = f.read(int(query.get("length", ["-1"])[0]))
         return Response(200, {"data": data.decode(errors="replace"), "offset": offset})
-
-
-def _flags_json(f):
-    out = {}
-    for name, value in f.items():
-        if value is None:
-            continue
-        if SPEC[name][0] == "duration":
-            value = flagslib.format_duration(value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        out[name] = str(value)
-    return out
 
 
 def _alive(pid):
