@@ -104,6 +104,7 @@ class Marathon:
         self.tasks = []                 # our live tasks, from the master's state
         self.agents = {}
         self.stopping = False
+        self.rejoin = False             # a standby whose session expired stands again
 
     # ---- ZooKeeper: election and state -------------------------------------------------
     def start(self):
@@ -128,6 +129,19 @@ class Marathon:
             # Marathon abdicates and exits when its ZooKeeper session expires; systemd restarts it.
             log.critical("Lost leadership (ZooKeeper session expired); exiting")
             os._exit(1)
+        if state == "LOST" and self.ha:
+            # A standby's candidate node died with its session: stand again once reconnected
+            # (as Curator's LeaderLatch does), or it would follow a stale leader forever.
+            self.rejoin = True
+        elif state == "CONNECTED" and self.rejoin and not self.stopping:
+            self.rejoin = False
+            # Listeners must not block kazoo's event thread: do the ZooKeeper calls elsewhere.
+            threading.Thread(target=self._stand_again, daemon=True).start()
+
+    def _stand_again(self):
+        log.info("ZooKeeper session re-established; joining the election again")
+        self._candidate()
+        self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
 
     def _on_candidates(self, children):
         if self.stopping:

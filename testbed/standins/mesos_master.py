@@ -206,6 +206,9 @@ class Master:
         """Once a second: contend again after a lost session; age out silent agents."""
         if self.zk is not None and self.znode is None and self.zk.connected:
             self._contend()
+            # Re-read the candidates now rather than trust the old watch to fire after a
+            # session change: a stale leader would send agents and redirects astray.
+            self._on_masters(self.zk.get_children(self.zk_path))
         now = time.time()
         with self.lock:
             for agent in list(self.agents.values()):
