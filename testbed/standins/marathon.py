@@ -440,7 +440,9 @@ class Marathon:
             return Response(200, {"tasks": [self._task_view(t) for t in self.tasks]})
         if p == "/v2/apps":
             if m == "GET":
-                return Response(200, {"apps": [self._app_view(a, False)
+                # Marathon lists apps without their tasks unless asked: ?embed=apps.tasks
+                embed = "apps.tasks" in req.query.get("embed", [])
+                return Response(200, {"apps": [self._app_view(a, embed)
                                                for a in self.apps.values()]})
             if m == "POST":
                 return self._create(req)

@@ -69,6 +69,9 @@ def cluster(tmp_path_factory):
         for ip in MASTERS:
             wait_port(ip, 5050)
             wait_port(ip, 8080)
+        # Every test may run first: let the elections settle before any of them starts.
+        wait(leading_master)
+        wait(lambda: common.call("GET", f"http://{MASTERS[0]}:8080/v2/leader")[0] == 200)
         procs["zk_hosts"] = zk
         yield procs, tmp
     finally:
@@ -149,6 +152,9 @@ def test_hello_runs_restarts_and_survives_leader_changes(cluster):
     second = wait(lambda: (_running(api) or {}).get("id") not in (None, first["id"]) and
                   _running(api), timeout=25)
     assert second["id"] != first["id"]  # the 10 s task ended and was started again
+    # The list carries tasks only when asked, as Marathon's does.
+    assert "tasks" not in get(api)["apps"][0]
+    assert get(api + "?embed=apps.tasks")["apps"][0]["tasks"][0]["appId"] == "/hello2"
 
     # Kill -9 the leading master: another is elected, the app keeps running.
     leader = leading_master()
