@@ -13,7 +13,6 @@ from invoke import Collection, Task
 from invoke.exceptions import Exit
 
 from tasks import cli, marathon, playbooks, status
-from tasks.steps import ALL
 from testbed import tasks as testbed_tasks
 
 DRY_RUN_HELP = {"dry-run": "gather facts and show what would change (diffs); change nothing"}
@@ -84,7 +83,7 @@ def cluster_status(c):
 
 
 ns = Collection(master, slave, cluster, deploy_app, cluster_status)
-for _step in ALL:
+for _step in playbooks.STEPS:
     ns.add_task(_step_task(_step))
 ns.add_collection(testbed_tasks.ns)
 # Declared so FABRIC_INVENTORY, fabric.yaml and -f can set it (Invoke only reads known keys).

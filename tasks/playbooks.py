@@ -30,6 +30,9 @@ SLAVE = (
     service.START_SERVICES,
 )
 
+# Every step once, in the order it first appears (the fab tasks and the tests use it).
+STEPS = tuple(dict.fromkeys(MASTER + SLAVE))
+
 # The whole cluster: masters in parallel with the ZooKeeper ensemble formed before mesos-master
 # and Marathon start (they need it to elect leaders), then the slaves in parallel. A master that
 # failed stops the run before any slave is touched (see `cli.run_phases`).

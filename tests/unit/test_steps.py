@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tasks import facts, inventory
+from tasks import facts, inventory, playbooks
 from tasks.runner import HostContext, StepError
-from tasks.steps import ALL, service
+from tasks.steps import service
 
 CASES = Path(__file__).parent / "cases"
 
-STEPS = {s.name: s for s in ALL}
+STEPS = {s.name: s for s in playbooks.STEPS}
 STEPS[service.WAIT_ZOOKEEPER.name] = service.WAIT_ZOOKEEPER
 STEPS["start-zookeeper"] = service.start_services_step(("zookeeper",))
 
