@@ -32,7 +32,9 @@ Settings (default; rule):
 
 - ``zk_port`` 2181, ``zk_peer_port`` 2888, ``zk_election_port`` 3888,
   ``mesos_port`` 5050, ``marathon_port`` 8080 (masters; 1-65535, all distinct),
-  ``mesos_slave_port`` 5051 (slaves);
+  ``mesos_slave_port`` 5051 (slaves). The ZooKeeper and Marathon ports are configured
+  on the hosts; the two Mesos ports are only where the tool looks for the daemons (the
+  packages' own defaults), the steps do not change the ports Mesos listens on;
 - ``repo_url`` ``http://repos.mesosphere.io/{distro}`` (http/https; only the
   ``{distro}`` and ``{codename}`` placeholders), ``repo_suite`` '' (empty: the
   host's ``lsb_release -cs``), ``repo_component`` main, ``repo_key_id``
