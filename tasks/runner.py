@@ -144,7 +144,8 @@ def run_steps(sessions: list[Session], steps: list[Step], reporter: report.Repor
     if len(live) == 1:
         one_host(live[0])
     elif live:
-        with ThreadPoolExecutor(max_workers=min(32, len(live))) as pool:
+        # Threads wait on SSH, not on the CPU: one per host, up to a bound for huge inventories.
+        with ThreadPoolExecutor(max_workers=min(64, len(live))) as pool:
             list(pool.map(one_host, live))
     return not any(s.failed for s in sessions)
 

@@ -287,11 +287,20 @@ def test_fingerprint_sed_matches_gpg_colon_output():
     colons = ("tru::1:1700000000:0:3:1:5\npub:-:4096:1:DF7D54CBE56151BF:1403213574:::-:::scESC::::::23::0:\n"
               "fpr:::::::::81026D0004C44CF7EF55ADF8DF7D54CBE56151BF:\n"
               "uid:-::::1403213574::0F4A...::Mesosphere Archive Automatic Signing Key <support@mesosphere.io>::::::::::0:\n")
-    script = shell.apt_key_fingerprints().replace(
+    # As on a release without signed-by: the apt version check fails, apt-key is asked.
+    script = shell.apt_key_fingerprints().replace(shell.apt_supports_signed_by(), "false").replace(
         "apt-key adv --with-colons --fingerprint", f"printf '%s' {shell.q(colons)}")
     out = sh(script).stdout
     assert out == "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF\n"
     assert facts.key_present(facts.fingerprints(facts.Probe(0, out)), "E56151BF")
+
+
+def test_apt_key_is_not_asked_where_apt_has_signed_by():
+    asked = shell.apt_key_fingerprints().replace(
+        "apt-key adv --with-colons --fingerprint", "printf 'fpr:::::::::ABC:\\n'")
+    assert sh(asked.replace(shell.apt_supports_signed_by(), "false")).stdout == "ABC\n"
+    result = sh(asked.replace(shell.apt_supports_signed_by(), "true"))
+    assert result.returncode == 0 and result.stdout == ""
 
 
 def test_keyring_probe_on_a_missing_keyring_fails_quietly(tmp_path):
