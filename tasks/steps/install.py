@@ -18,8 +18,7 @@ KEYRING = "/etc/apt/keyrings/mesosphere.gpg"
 
 def _repo_probes(ctx: HostContext) -> dict[str, str]:
     return {
-        "distro": shell.lsb_release("-is"),
-        "codename": shell.lsb_release("-cs"),
+        "lsb": shell.lsb_release(),
         "signed_by": shell.apt_supports_signed_by(),
         **files.probes([SOURCES_FILE]),
         "keyring": shell.keyring_fingerprints(KEYRING),
@@ -29,10 +28,12 @@ def _repo_probes(ctx: HostContext) -> dict[str, str]:
 
 def _repo_plan(ctx: HostContext, found: dict[str, facts.Probe]) -> list[Change]:
     s = ctx.host.settings
-    distro, codename = found["distro"].out.strip(), found["codename"].out.strip()
-    if not (found["distro"].ok and distro and found["codename"].ok and codename):
-        raise StepError("lsb_release failed: install the lsb-release package, "
-                        "or set repo_suite and a repo_url without {distro}")
+    lsb = found["lsb"].out.split() if found["lsb"].ok else []
+    distro, codename = lsb if len(lsb) == 2 else ("", "")
+    templates = s.repo_url + s.repo_key_url
+    if not codename and (not s.repo_suite or "{distro}" in templates or "{codename}" in templates):
+        raise StepError("lsb_release failed: install the lsb-release package, or set "
+                        "repo_suite and a repo_url/repo_key_url without {distro} or {codename}")
     signed_by = found["signed_by"].ok
     changes = []
     key_source = dict(key_url=s.repo_key_url_for(distro, codename), keyserver=s.repo_keyserver)

@@ -266,8 +266,9 @@ def test_upstart_enabled_probe_and_enable_agree(tmp_path):
 def test_package_queries():
     assert shell.package_status(["mesos=1.4.1-2.0.1", "marathon"]) == \
         "dpkg-query -W -f '${Package} ${Status} ${Version}\\n' mesos marathon"
-    assert shell.package_candidate("mesos") == \
-        "apt-cache policy mesos | sed -n 's/^ *Candidate: *//p'"
+    assert shell.package_candidate("mesos") == (
+        "dpkg-query -W -f '${Status}' mesos 2>/dev/null | grep -q ' installed$' || "
+        "apt-cache policy mesos | sed -n 's/^ *Candidate: *//p'")
 
 
 def test_candidate_sed_extracts_the_version():
