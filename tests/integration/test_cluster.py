@@ -207,3 +207,21 @@ def test_runbook_one_host_at_a_time_reaches_the_same_state():
     # The same state as `fab cluster`: it has nothing left to change.
     result = fab("cluster")
     assert result.returncode == 0 and not any(recap_changed(result.stdout).values())
+
+
+# --- Marathon >= 1.5 reads only /etc/default/marathon ----------------------------------------
+
+def test_marathon_1_6_is_configured_through_etc_default():
+    tb.down(log=lambda *a: None)
+    tb.up(marathon_version="1.6.322")
+    result = fab("cluster")
+    assert result.returncode == 0
+    for m in MASTERS:
+        assert cat(m, "/etc/default/marathon").splitlines()[1:] == [
+            f"MARATHON_MASTER={zk_url('/mesos')}", f"MARATHON_ZK={zk_url('/marathon')}",
+            f"MARATHON_HOSTNAME={ip(m)}"]
+        # The tutorial's conf dir is not written: Marathon 1.5+ would ignore it.
+        assert tb.ssh(m, "test -e /etc/marathon/conf").returncode != 0
+    assert_cluster_healthy()
+    result = fab("cluster")
+    assert result.returncode == 0 and not any(recap_changed(result.stdout).values())
