@@ -38,10 +38,6 @@ class Reporter:
         with self._lock:
             print(text, file=self.stream, end="" if text.endswith("\n") else "\n", flush=True)
 
-    @property
-    def failed(self) -> bool:
-        return bool(self.failures)
-
     def recap(self) -> str:
         if not self.counts:
             return ""

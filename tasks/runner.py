@@ -141,9 +141,7 @@ def run_steps(sessions: list[Session], steps: list[Step], reporter: report.Repor
                 session.failed = True
 
     live = [s for s in sessions if not s.failed]
-    if len(live) == 1:
-        one_host(live[0])
-    elif live:
+    if live:
         # Threads wait on SSH, not on the CPU: one per host, up to a bound for huge inventories.
         with ThreadPoolExecutor(max_workers=min(64, len(live))) as pool:
             list(pool.map(one_host, live))

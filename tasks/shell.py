@@ -177,7 +177,7 @@ def mark_restart(service: str) -> str:
 
 
 def clear_restart(service: str) -> str:
-    return f"rm -f {q(restart_marker(service))}"
+    return remove_file(restart_marker(service))
 
 
 def remove_file(path: str) -> str:

@@ -66,10 +66,14 @@ SET_QUORUM = file_step(
     lambda ctx: ("mesos-master",), lambda ctx: "/etc/mesos-master")
 
 
+def _flag_dir(ctx: HostContext) -> str:
+    return "/etc/mesos-master" if ctx.host.role == "master" else "/etc/mesos-slave"
+
+
 def _ip_hostname(ctx: HostContext) -> dict[str, str]:
     # The tutorial uses the address as hostname too, so nothing depends on DNS and the master
     # never advertises 127.0.1.1 (playa-mesos#32).
-    d = "/etc/mesos-master" if ctx.host.role == "master" else "/etc/mesos-slave"
+    d = _flag_dir(ctx)
     return {f"{d}/ip": render.line(ctx.host.ip), f"{d}/hostname": render.line(ctx.host.ip)}
 
 
@@ -77,7 +81,7 @@ SET_IP_HOSTNAME = file_step(
     "set-ip-hostname", ("master", "slave"), _ip_hostname,
     # An agent's ip and hostname are part of its identity: see service.AGENT_INFO_MARK.
     lambda ctx: ("mesos-master",) if ctx.host.role == "master" else ("mesos-slave", AGENT_INFO_MARK),
-    lambda ctx: "/etc/mesos-master" if ctx.host.role == "master" else "/etc/mesos-slave")
+    _flag_dir)
 
 
 # Marathon 1.5 stopped reading /etc/marathon/conf; it reads only MARATHON_* in this file.

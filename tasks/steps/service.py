@@ -73,13 +73,11 @@ def start_services_step(only: tuple[str, ...] = ()) -> Step:
             if not found[f"enabled{i}"].ok:
                 changes.append(Change(f"enable {svc} at boot", shell.service_enable(ctx.init, svc)))
             marked, running = found[f"marker{i}"].ok, found[f"running{i}"].ok
-            if not (marked or running):
-                changes.append(Change(f"start {svc}", shell.service_restart(ctx.init, svc)))
-                started.append(svc)
-            elif marked:
-                changes += _drop_agent_checkpoint(svc, found)
-                changes.append(Change(f"restart {svc} (configuration changed)",
-                                      shell.service_restart(ctx.init, svc)))
+            if marked or not running:
+                if marked:
+                    changes += _drop_agent_checkpoint(svc, found)
+                summary = f"restart {svc} (configuration changed)" if marked else f"start {svc}"
+                changes.append(Change(summary, shell.service_restart(ctx.init, svc)))
                 started.append(svc)
             if marked:
                 changes.append(Change(f"clear the restart mark of {svc}", shell.clear_restart(svc)))

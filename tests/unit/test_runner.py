@@ -198,7 +198,7 @@ def test_recap(rep, out):
     rep.step("master2", "write-zoo-cfg", "changed", "write /etc/zookeeper/conf/zoo.cfg")
     rep.step("slave1", "install-slave", "failed", "E: Unable to locate package mesos (exit 100)")
     rep.step("master1", "wait-zookeeper", "skipped", "dry run")
-    assert rep.failed
+    assert rep.failures
     assert rep.recap() == "\n".join([
         "",
         "RECAP",
