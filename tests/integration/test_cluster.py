@@ -73,11 +73,11 @@ def assert_cluster_healthy(masters=MASTERS, agents=3, timeout=90) -> str:
     for m in masters:
         wait_for(f"Marathon /ping on {m}", lambda: http_get(m, 8080, "/ping").text.strip() == "pong"
                  if try_json(m, 8080, "/v2/info") is not None else None, timeout)
-    leaders = wait_for("one Marathon leader", lambda: (
-        {(try_json(m, 8080, "/v2/leader") or {}).get("leader") for m in masters} - {None}
-        if len({(try_json(m, 8080, "/v2/leader") or {}).get("leader") for m in masters}) == 1
-        else None), timeout)
-    assert len(leaders) == 1
+    def marathon_leader():
+        # Every master names the same leader (None: a master that did not answer).
+        named = {(try_json(m, 8080, "/v2/leader") or {}).get("leader") for m in masters}
+        return named.pop() if len(named) == 1 and None not in named else None
+    wait_for("one Marathon leader", marathon_leader, timeout)
     return leader
 
 
