@@ -12,50 +12,35 @@ from fabric import task
 from invoke import Collection, Task
 from invoke.exceptions import Exit
 
-from tasks import cli, marathon, playbooks, status
+from tasks import cli, marathon, playbooks, runner, status
 from testbed import tasks as testbed_tasks
 
-DRY_RUN_HELP = {"dry-run": "gather facts and show what would change (diffs); change nothing"}
-
-DOCS = {
-    "add-repo": "Add the Mesosphere apt repository and its signing key (apt-get update only on change).",
-    "install-master": "Install the master packages (mesosphere meta package by default).",
-    "install-slave": "Install the slave packages (mesos by default).",
-    "write-zk": "Write /etc/mesos/zk: the masters' ZooKeeper URL, on every host.",
-    "write-myid": "Write the master's pinned ZooKeeper id to /etc/zookeeper/conf/myid.",
-    "write-zoo-cfg": "Write the whole zoo.cfg: data dir, server lines, 4lw whitelist, no AdminServer.",
-    "set-quorum": "Write /etc/mesos-master/quorum: a majority of the masters.",
-    "set-ip-hostname": "Write /etc/mesos-{master,slave}/{ip,hostname} from the inventory.",
-    "configure-marathon": "Configure Marathon (conf dir for <= 1.4, /etc/default/marathon for >= 1.5).",
-    "disable-unused-services": "Stop and disable what the role never runs (mesos-slave on masters, ...).",
-    "start-services": "Start the role's services; restart only those whose configuration changed.",
-}
-
+DRY_RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs); change nothing"}
 
 def _step_task(step) -> Task:
     def body(c, dry_run=False):
         cli.run_step(c, step, dry_run=dry_run)
     body.__name__ = step.name.replace("-", "_")
-    body.__doc__ = DOCS[step.name]
+    body.__doc__ = step.help
     return Task(body, name=body.__name__, help=DRY_RUN_HELP)
 
 
 @task(help=DRY_RUN_HELP)
 def master(c, dry_run=False):
     """Playbook: every master step in the tutorial's order (-H hosts, else all masters)."""
-    cli.run_phases(c, [(("master",), playbooks.MASTER)], dry_run=dry_run)
+    cli.run_stages(c, (runner.Stage(("master",), playbooks.MASTER),), dry_run=dry_run)
 
 
 @task(help=DRY_RUN_HELP)
 def slave(c, dry_run=False):
     """Playbook: every slave step in the tutorial's order (-H hosts, else all slaves)."""
-    cli.run_phases(c, [(("slave",), playbooks.SLAVE)], dry_run=dry_run)
+    cli.run_stages(c, (runner.Stage(("slave",), playbooks.SLAVE),), dry_run=dry_run)
 
 
 @task(help=DRY_RUN_HELP)
 def cluster(c, dry_run=False):
     """Playbook: the whole inventory: masters (ZooKeeper first), then slaves, in parallel."""
-    cli.run_phases(c, playbooks.CLUSTER, dry_run=dry_run)
+    cli.run_stages(c, playbooks.CLUSTER, dry_run=dry_run)
 
 
 @task(help={"file": "the Marathon app definition (JSON)",

@@ -19,11 +19,16 @@ class Reporter:
         self.stream = stream or sys.stdout
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.failures: list[tuple[str, str, str]] = []
+        # (host, step, summary) of every change reported, applied or (dry run) planned: the
+        # dry run's list and the real run's must be the same.
+        self.changes: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
-    def step(self, host: str, step: str, status: str, detail: str = "") -> None:
+    def step(self, host: str, step: str, status: str, detail: str = "",
+             changes: list[str] = ()) -> None:
         assert status in STATUSES or status == "skipped"
         with self._lock:
+            self.changes += [(host, step, summary) for summary in changes]
             if status in STATUSES:
                 self.counts[host][status] += 1
             if status == "failed":
