@@ -161,9 +161,9 @@ def _tcp_server(behaviour):
             except OSError:
                 return
             with conn:
-                conn.recv(16)
+                word = conn.recv(16)
                 try:
-                    behaviour(conn)
+                    behaviour(conn, word)
                 except OSError:
                     pass
 
@@ -175,20 +175,7 @@ def test_zookeeper_srvr_mode_and_mntr():
     answers = {b"srvr": b"Zookeeper version: 3.8.0\nMode: follower\nNode count: 5\n",
                b"mntr": b"zk_version\t3.8.0\nzk_server_state\tleader\nzk_synced_followers\t2\n"}
 
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(5)
-
-    def serve():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(answers[conn.recv(4)])
-
-    threading.Thread(target=serve, daemon=True).start()
+    srv = _tcp_server(lambda conn, word: conn.sendall(answers[word]))
     port = srv.getsockname()[1]
     try:
         assert zk.mode(zk.srvr("127.0.0.1", port)) == "follower"
@@ -199,7 +186,7 @@ def test_zookeeper_srvr_mode_and_mntr():
 
 def test_zookeeper_not_serving_and_not_whitelisted():
     assert zk.mode("This ZooKeeper instance is not currently serving requests\n") == zk.NOT_SERVING
-    srv = _tcp_server(lambda c: c.sendall(b"mntr is not executed because it is not in the whitelist.\n"))
+    srv = _tcp_server(lambda c, w: c.sendall(b"mntr is not executed because it is not in the whitelist.\n"))
     try:
         with pytest.raises(zk.ZkError, match="not in 4lw.commands.whitelist"):
             zk.mntr("127.0.0.1", srv.getsockname()[1])
@@ -208,7 +195,7 @@ def test_zookeeper_not_serving_and_not_whitelisted():
 
 
 def test_zookeeper_endless_answer_is_capped():
-    def endless(conn):
+    def endless(conn, word):
         while True:
             conn.sendall(b"x" * 65536)
 
@@ -221,7 +208,7 @@ def test_zookeeper_endless_answer_is_capped():
 
 
 def test_zookeeper_trickle_ends_at_the_deadline():
-    def trickle(conn):
+    def trickle(conn, word):
         for _ in range(100):
             conn.sendall(b"M")
             time.sleep(0.1)
