@@ -40,10 +40,8 @@ class _Server(paramiko.ServerInterface):
 
 @pytest.fixture
 def server():
-    """An SSH server with a fresh ed25519 host key; records every command it is asked to run."""
-    key = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
-    if key is None:
-        key = paramiko.ECDSAKey.generate()
+    """An SSH server with a fresh ECDSA host key; records every command it is asked to run."""
+    key = paramiko.ECDSAKey.generate()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -115,9 +113,8 @@ def test_unknown_key_is_refused_with_how_to_accept_it(server, tmp_path):
 
 
 def test_changed_key_is_refused_naming_both_fingerprints_even_with_accept_new(server, tmp_path):
-    old = paramiko.ECDSAKey.generate()
     # The same key type as the server's, so the mismatch is a changed key, not a new type.
-    other = type(server["key"]).generate() if hasattr(type(server["key"]), "generate") else old
+    other = paramiko.ECDSAKey.generate()
     conn, known = _conn(server, tmp_path, policy="accept-new", known=_line(server, other))
     with pytest.raises(ssh.SshError) as exc:
         ssh.open_verified(conn)
