@@ -19,6 +19,8 @@ import pytest
 from tasks import facts, inventory, plan, playbooks
 from tasks.facts import Snapshot, UnknownFact
 from tasks.step import HostContext, Restart
+from tasks.steps.config import version_tuple
+from tasks.steps.install import key_present
 
 CASES = Path(__file__).parent / "cases"
 STEPS = {s.name: s for s in playbooks.STEPS}
@@ -142,3 +144,24 @@ def test_a_config_change_restarts_the_services_that_read_it(path: Path):
     written = [c.command for c in result.planned[0][1]]
     marked = {m for command in written for m in re.findall(r"touch /var/lib/mesos-fab/restart/(\S+)", command)}
     assert restarted and restarted == marked - {"mesos-slave.agent-info"}
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("1:1.4.8-1.0.660.debian90", (1, 4, 8)),
+    ("1.6.322-2.0.145.debian90", (1, 6, 322)),
+    ("0.15.3-1.0.455.ubuntu1404", (0, 15, 3)),
+    ("3.4.5+dfsg-1", (3, 4, 5)),
+    ("1.10rc1-1", (1, 10)),
+    ("", ()),
+])
+def test_version_tuple(version, expected):
+    assert version_tuple(version) == expected
+
+
+def test_key_present_matches_short_and_long_ids_at_the_end():
+    fprs = frozenset({"81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"})
+    assert key_present(fprs, "e56151bf")
+    assert key_present(fprs, "DF7D54CBE56151BF")
+    assert key_present(fprs, "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF")
+    assert not key_present(fprs, "0000E561")
+    assert not key_present(frozenset(), "E56151BF")
