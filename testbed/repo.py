@@ -2,7 +2,7 @@
 
 The real `mesos`, `marathon`, `chronos` and `mesosphere` packages are not available to these
 machines, so the testbed serves its own: .debs built with `dpkg-deb` that install the same files,
-conffiles, units and maintainer-script behaviour as the real ones (mesos-facts.md §1-2), with the
+conffiles, units and maintainer-script behaviour as the real ones (Mesosphere's packaging), with the
 Python stand-in daemons of `testbed/standins` in place of the real binaries. The repository has
 the layout apt expects (`debian/dists/<suite>/...`, `debian/pool/...`) and is signed with a
 testbed key generated once and cached, so the project's tasks can exercise `signed-by` keyrings

@@ -9,7 +9,7 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
 - apps and the framework id live in ZooKeeper (`<zk path>/state/...`), so they survive a leader
   change; the new leader reconciles: it keeps the tasks the Mesos master reports and launches
   only the missing ones;
-- the REST v2 subset of mesos-facts.md §4, with the real status codes and messages;
+- the subset of REST v2 that the tasks use, with the real status codes and messages;
 - a task that ends is started again (backoffSeconds x backoffFactor^n after failures).
 Dropped: offers (it asks the master to launch on an agent with room: `/standin/launch`), health
 checks, groups, pods, events, the web UI (a trivial page). Deployments live in the leader's
