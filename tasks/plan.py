@@ -64,7 +64,7 @@ def plan_host(ctx: HostContext, steps: list[Step], snapshot: Snapshot) -> HostPl
     return result
 
 
-@dataclass
+@dataclass(eq=False)
 class Entry:
     """One line of the report on one host: a step, or a gate that was needed."""
     name: str
@@ -109,6 +109,7 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
         round_of.append(current)
         current += 1 if started else 0
     total = max(round_of, default=0) + 1
+    run = frozenset(ctx.host.name for ctx, _, _ in hosts)
 
     result = []
     for ctx, plan, snapshot in hosts:
@@ -126,7 +127,7 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
             r = round_of[g]
             earlier = frozenset(s for before in restarted_in[:g] for s in before)
             gate = group.gate
-            if gate and gate.needed(ctx, Facts(snapshot, gate.needs(ctx)), earlier):
+            if gate and gate.needed(ctx, Facts(snapshot, gate.needs(ctx)), earlier, run):
                 entry = Entry(gate.name, gate=True)
                 entries.insert(entries.index(in_group[0][0]), entry)
                 rounds[r].append((entry, Change(gate.summary, gate.command(ctx))))
@@ -134,7 +135,7 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
                 rounds[r] += [(entry, change) for change in item.changes]
                 started.setdefault(r, []).append((entry, item.service))
         for r, services in started.items():
-            # What a daemon that rejects its flags does: exit within a second of its start.
+            # A daemon that rejects its flags exits within a second of its start: check.
             strategy = init.strategy(snapshot.read(facts.INIT))
             names = tuple(svc for _, svc in services)
             rounds[r].append((services[-1][0], Change(f"check that {', '.join(names)} stayed up",

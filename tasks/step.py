@@ -70,14 +70,15 @@ class Gate:
     """A wait between restarts on a host: e.g. ZooKeeper must serve before mesos-master
     (re)starts, since it needs the ensemble to elect a leader.
 
-    `needed(ctx, facts, restarted)` decides from the host's snapshot and the services
-    (re)started earlier in the run on any host whether to wait at all: a gate costs a round
-    trip only where something was (re)started or the snapshot shows it is not yet serving.
+    `needed(ctx, facts, restarted, run)` decides whether to wait at all, from the host's
+    snapshot, the services (re)started earlier in the run on any host, and the names of the
+    hosts in the run: a gate costs time only where something was (re)started or the snapshot
+    shows it is not serving, and only where the run itself can make it serve.
     """
     name: str                                        # reported like a step: "wait-zookeeper"
     summary: str                                     # "wait until ZooKeeper serves"
     needs: Callable[[HostContext], list[str]]
-    needed: Callable[[HostContext, Facts, frozenset], bool]
+    needed: Callable[[HostContext, Facts, frozenset, frozenset], bool]
     command: Callable[[HostContext], str]
 
 

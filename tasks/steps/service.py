@@ -113,7 +113,14 @@ def _zookeeper_mode(ctx: HostContext) -> str:
     return facts.zookeeper_mode(ctx.cluster.settings.zk_port)
 
 
-def _zookeeper_gate_needed(ctx: HostContext, found: Facts, restarted: frozenset) -> bool:
+def _zookeeper_gate_needed(ctx: HostContext, found: Facts, restarted: frozenset,
+                           run: frozenset) -> bool:
+    """Wait where ZooKeeper was (re)started in this run or does not serve, if the run holds a
+    majority of the masters: a run on fewer (the runbook's one host at a time) cannot form
+    the ensemble by itself, and mesos-master waits for ZooKeeper on its own."""
+    masters = [m.name for m in ctx.cluster.masters]
+    if sum(m in run for m in masters) < len(masters) // 2 + 1:
+        return False
     return "zookeeper" in restarted or found[_zookeeper_mode(ctx)] not in _serving_modes(ctx)
 
 
