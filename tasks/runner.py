@@ -108,9 +108,12 @@ def run(sessions: list[Session], stages: list[Stage], order: tuple[RestartGroup,
         steps = [step for st in stages if s.host.role in st.roles for step in st.steps]
         names = plan.needs(s.ctx, steps, order)
         try:
-            s.snapshot.update(s.run_round([], names).gathered)
+            result = s.run_round([], names)
         except HostFailed as exc:
-            _fail(s, reporter, first_stage(s).steps[0].name, str(exc))
+            result = RoundResult(0, str(exc))
+        if result.error:
+            _fail(s, reporter, first_stage(s).steps[0].name, result.error)
+        s.snapshot.update(result.gathered)
 
     _parallel(gather, sessions)
     for stage in stages:

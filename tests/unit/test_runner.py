@@ -332,6 +332,19 @@ def test_an_unreachable_host_fails_its_first_step(cluster, rep, out):
     assert step_lines(out) == ["slave3 add-repo failed: cannot reach 192.0.2.53:22: No route to host"]
 
 
+def test_a_gather_that_fails_fails_the_host_before_any_plan(cluster, rep, out):
+    """E.g. sudo asking for a password: the gather exits non-zero and nothing is planned."""
+    class NoSudo:
+        user = "ops"
+
+        def sudo(self, command, **kwargs):
+            return Result(stdout="", stderr="sudo: a password is required\n", exited=1)
+    session = Session(cluster.find("master1"), cluster, NoSudo())
+    run([session], list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    assert step_lines(out) == ["master1 add-repo failed: sudo: a password is required (exit 1)"]
+    assert session.failed
+
+
 # --- the report ------------------------------------------------------------------------------
 
 def test_recap(rep, out):
