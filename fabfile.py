@@ -12,7 +12,7 @@ from fabric import task
 from invoke import Collection, Task
 from invoke.exceptions import Exit
 
-from tasks import cli, marathon, playbooks, runner, status
+from tasks import cli, marathon, playbooks, status
 from testbed import tasks as testbed_tasks
 
 DRY_RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs); change nothing"}
@@ -28,13 +28,13 @@ def _step_task(step) -> Task:
 @task(help=DRY_RUN_HELP)
 def master(c, dry_run=False):
     """Playbook: every master step in the tutorial's order (-H hosts, else all masters)."""
-    cli.run_stages(c, (runner.Stage(("master",), playbooks.MASTER),), dry_run=dry_run)
+    cli.run_stages(c, playbooks.MASTERS, dry_run=dry_run)
 
 
 @task(help=DRY_RUN_HELP)
 def slave(c, dry_run=False):
     """Playbook: every slave step in the tutorial's order (-H hosts, else all slaves)."""
-    cli.run_stages(c, (runner.Stage(("slave",), playbooks.SLAVE),), dry_run=dry_run)
+    cli.run_stages(c, playbooks.SLAVES, dry_run=dry_run)
 
 
 @task(help=DRY_RUN_HELP)

@@ -211,9 +211,10 @@ def _report_dry(s: Session, sched: HostSchedule, reporter: report.Reporter) -> N
         if entry.unknown:
             reporter.step(name, entry.name, "skipped", f"dry run: {entry.unknown}")
             continue
-        reporter.show("".join(f"{name} {entry.name} would {c.summary}\n{c.diff}"
-                              for c in entry.changes))
         summaries = [c.summary for c in entry.changes]
+        if summaries:
+            reporter.show("".join(f"{name} {entry.name} would {c.summary}\n{c.diff}"
+                                  for c in entry.changes))
         if entry.gate:
             reporter.step(name, entry.name, "skipped", "dry run", changes=summaries)
         elif summaries:
