@@ -38,7 +38,7 @@ class Stage:
 
 
 class HostFailed(Exception):
-    """The host cannot go on: unreachable, a command failed, its facts could not be read."""
+    """The host cannot go on: it cannot be reached, or its facts could not be read."""
 
 
 @dataclass
