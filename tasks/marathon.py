@@ -21,6 +21,8 @@ from urllib.parse import quote
 
 import requests
 
+from tasks import http
+
 __all__ = [
     "AppDefinitionError", "MarathonError", "DeployResult",
     "validate_app", "load_app_file", "deploy", "format_result", "app_status", "leader",
@@ -196,6 +198,202 @@ def load_app_file(path) -> dict:
         return validate_app(data)
     except AppDefinitionError as e:
         raise AppDefinitionError(e.problems, source=path) from None
+
+
+# --- the client ------------------------------------------------------------------------------
+
+class NoMasterAnswered(MarathonError):
+    """No master gave an answer (all down, or all without a leader: 502/503). During a wait this
+    is usually a leader election, so waits retry it until their deadline."""
+
+
+class Marathon:
+    """THE Marathon client: every request the tool makes to Marathon goes through here, bounded
+    by tasks.http (deadline, size cap, no redirects, strict JSON).
+
+    The endpoints (one per master) are tried in order; the first that answers is tried first
+    next time. Any master will do: a standby proxies every request to the leader, as the real
+    Marathon does. A master that does not answer, or answers 502/503 (no leader elected yet,
+    not ready), is skipped. A write goes to the next master only when the previous one surely
+    did not act on it (no connection made, or 502/503), so a restart is never sent twice.
+    """
+
+    def __init__(self, endpoints: list[str], *, auth: tuple[str, str] | None = None,
+                 ca_bundle: str = "", timeout: float = 10.0, log=print):
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        if not self.endpoints:
+            raise MarathonError("no Marathon endpoint given (expected e.g. http://192.0.2.1:8080)")
+        self.http = http.Client(auth=auth, ca_bundle=ca_bundle)
+        self.auth = auth
+        self.timeout = timeout
+        self.log = log
+
+    @classmethod
+    def for_cluster(cls, cluster, **kwargs) -> "Marathon":
+        """One endpoint per master of a tasks.inventory.Cluster: http://<ip>:<marathon_port>."""
+        return cls([f"http://{m.ip}:{m.settings.marathon_port}" for m in cluster.masters],
+                   **kwargs)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- one request, on the first master that answers --------------------------------------
+
+    def call(self, method: str, path: str, *, body=None, params=None,
+             deadline: float | None = None) -> tuple[str, http.Response]:
+        """Send to the masters in turn; return (endpoint, response) of the first that answered.
+
+        Answers below 500 are returned as they are (the caller knows what 404 or 409 means);
+        3xx included, since Marathon never redirects and following one could send credentials
+        or a write elsewhere.
+        """
+        write = method not in ("GET", "HEAD")
+        failures = []
+        for endpoint in list(self.endpoints):
+            try:
+                r = self.http.request(method, endpoint + path, json_body=body, params=params,
+                                      timeout=self.timeout, deadline=deadline)
+            except http.ConnectError as exc:
+                failures.append(_after_url(str(exc), endpoint + path))
+            except http.HttpError as exc:
+                if write:   # the master may have acted on it: never send it twice
+                    raise MarathonError(str(exc)) from None
+                failures.append(_after_url(str(exc), endpoint + path))
+            else:
+                if 300 <= r.status < 400:
+                    failures.append(f"{endpoint}: HTTP {r.status} redirect to "
+                                    f"{r.headers.get('Location', '?')} (not followed)")
+                elif r.status in (502, 503) or (r.status >= 500 and not write):
+                    failures.append(f"{endpoint}: HTTP {r.status} {_error_text(r)}")
+                elif r.status >= 500:
+                    raise MarathonError(f"{method} {path} on {endpoint}: HTTP {r.status} "
+                                        f"{_error_text(r)}")
+                else:
+                    self.endpoints.remove(endpoint)
+                    self.endpoints.insert(0, endpoint)
+                    return endpoint, r
+            self.log(f"marathon: {method} {path}: skipping {failures[-1]}")
+        raise NoMasterAnswered(f"no Marathon master answered {method} {path}: "
+                               + "; ".join(failures))
+
+    def _refused(self, method: str, path: str, endpoint: str, r: http.Response) -> MarathonError:
+        """An answer the caller did not expect, explained on one line."""
+        where = f"{method} {path} on {endpoint}"
+        if r.status == 401:
+            hint = ("the credentials were refused" if self.auth
+                    else "Marathon asks for credentials (HTTP basic auth) and none are set")
+            return MarathonError(f"{where}: HTTP 401: {hint}")
+        if r.status == 403:
+            return MarathonError(f"{where}: HTTP 403: not allowed for these credentials: "
+                                 f"{_error_text(r)}")
+        if r.status == 422:
+            return MarathonError(f"{where}: HTTP 422 {_error_text(r)}:\n  "
+                                 + "\n  ".join(_field_errors(r)))
+        return MarathonError(f"{where}: HTTP {r.status} {_error_text(r)}")
+
+    def _get(self, path: str, key: str | None, kind: type, *, params=None, deadline=None,
+             missing=None):
+        """GET path and return body[key] (or the body) checked to be of `kind`.
+
+        `missing(endpoint, response)` handles a 404; without it a 404 is an error."""
+        endpoint, r = self.call("GET", path, params=params, deadline=deadline)
+        if r.status == 404 and missing is not None:
+            return missing(endpoint, r)
+        if r.status != 200:
+            raise self._refused("GET", path, endpoint, r)
+        try:
+            value = r.json()
+            if key is not None:
+                value = _typed(value, dict, f"GET {path} on {endpoint}").get(key)
+            return _typed(value, kind, f"GET {path} on {endpoint}" + (f": {key}" if key else ""))
+        except http.HttpError as exc:
+            raise MarathonError(str(exc)) from None
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def leader(self) -> str | None:
+        """GET /v2/leader: the elected leader's "host:port", or None when none is elected."""
+        return self._get("/v2/leader", "leader", str, missing=lambda endpoint, r: None)
+
+    def apps(self) -> list[dict]:
+        """GET /v2/apps with each app's tasks and last task failure (counts and deployments
+        Marathon always embeds)."""
+        apps = self._get("/v2/apps", "apps", list,
+                         params=[("embed", "apps.tasks"), ("embed", "apps.lastTaskFailure")])
+        return _dicts(apps, "GET /v2/apps: apps")
+
+    def app(self, app_id: str) -> dict:
+        """GET /v2/apps/{id}: the app with its tasks, counts, deployments and last task failure."""
+        return self._get(_app_path(app_id), "app", dict, missing=_unknown_app(app_id))
+
+    def deployments(self) -> list[dict]:
+        """GET /v2/deployments: the running deployments (a finished one leaves the list)."""
+        return _dicts(self._get("/v2/deployments", None, list), "GET /v2/deployments")
+
+    def queue(self) -> list[dict]:
+        """GET /v2/queue: the launch queue; delay.timeLeftSeconds > 0 is a launch back-off."""
+        return _dicts(self._get("/v2/queue", "queue", list), "GET /v2/queue: queue")
+
+
+def _after_url(message: str, url: str) -> str:
+    """"GET http://h:8080/v2/x: cannot connect: ..." -> "http://h:8080: cannot connect: ..."."""
+    base = url.split("/v2/", 1)[0]
+    return base + message.split(url, 1)[-1] if url in message else message
+
+
+def _error_text(r: http.Response) -> str:
+    """Marathon's error text: the body's "message", else the body itself, on one line."""
+    try:
+        body = http.parse_json(r.body, "") if r.body else None
+    except http.HttpError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return " ".join(body["message"].split())
+    return " ".join(r.text.split())[:300]
+
+
+def _field_errors(r: http.Response) -> list[str]:
+    """422 details [{path, errors}] -> ["/mem: got 16.0, expected 32.0 or more", ...]."""
+    try:
+        body = r.json()
+    except http.HttpError:
+        return [r.text[:300]]
+    details = body.get("details") if isinstance(body, dict) else None
+    lines = [f"{d.get('path', '?')}: {'; '.join(map(str, d.get('errors') or []))}"
+             for d in details or [] if isinstance(d, dict)]
+    return lines or [_got(body)[:300]]
+
+
+def _typed(value, kind: type, what: str):
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise MarathonError(f"{what}: expected {_KIND_NAMES.get(kind, kind.__name__)}, got "
+                            f"{_got(value)[:80]}")
+    return value
+
+
+_KIND_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer"}
+
+
+def _dicts(items: list, what: str) -> list[dict]:
+    for i, item in enumerate(items):
+        _typed(item, dict, f"{what}[{i}]")
+    return items
+
+
+def _unknown_app(app_id: str):
+    def missing(endpoint, r):
+        raise MarathonError(f"app {_absolute(app_id)} does not exist ({_error_text(r)})")
+    return missing
+
+
+def _absolute(app_id: str) -> str:
+    return "/" + app_id.strip("/")
 
 
 # --- HTTP ------------------------------------------------------------------------------------

@@ -1,13 +1,12 @@
 """tasks.marathon: validation cases as data; the HTTP client against a scripted fake Marathon on 127.0.0.1."""
 import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tasks.marathon import (AppDefinitionError, DeployResult, MarathonError, app_status, deploy,
                             format_result, leader, load_app_file, validate_app)
+from tests.unit.fake_marathon import FakeMarathon
 
 HELLO = {"id": "hello2", "cmd": "echo hello; sleep 10", "mem": 16, "cpus": 0.1, "instances": 1,
          "disk": 0.0, "ports": [0]}
@@ -124,48 +123,6 @@ def test_load_app_file_names_the_file_for_invalid_apps(tmp_path):
 
 
 # --- a scripted fake Marathon ----------------------------------------------------------------
-
-class FakeMarathon:
-    """Answers (method, path-with-query) from a script; each list is consumed in order, the last
-    answer repeating. Unscripted requests get 404. Records (method, path, json body) of every request."""
-
-    def __init__(self):
-        self.script, self.requests = {}, []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                fake.requests.append((self.command, self.path, json.loads(raw) if raw else None))
-                answers = fake.script.get((self.command, self.path)) or [(404, {"message": "unscripted"})]
-                status, body, *headers = answers.pop(0) if len(answers) > 1 else answers[0]
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for name, value in (headers[0] if headers else {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True)
-        self.thread.start()
-
-    def on(self, method, path, *answers):
-        self.script[(method, path)] = list(answers)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture(autouse=True)
 def no_proxy_for_loopback(monkeypatch):
