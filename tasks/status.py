@@ -210,7 +210,7 @@ def _mesos_leader(metrics: dict[str, Probe]) -> str | None:
 def _marathon_leader(leaders: dict[str, Probe]) -> str | None:
     """The leader most masters name (a standby may lag behind an election by a moment)."""
     named = [p.value for p in leaders.values() if p.value]
-    return max(set(named), key=named.count) if named else None
+    return max(sorted(set(named)), key=named.count) if named else None
 
 
 def _marathon_endpoint(cluster: Cluster, leaders: dict[str, Probe]) -> str | None:
