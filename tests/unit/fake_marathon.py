@@ -13,6 +13,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
 
 class FakeMarathon:
     def __init__(self, ssl_context=None):
@@ -73,3 +75,22 @@ class FakeMarathon:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture
+def fakes():
+    """Start as many fake Marathons as a test needs; all are stopped after it."""
+    started = []
+
+    def start(**kwargs):
+        started.append(FakeMarathon(**kwargs))
+        return started[-1]
+
+    yield start
+    for fake in started:
+        fake.close()
+
+
+@pytest.fixture
+def fake(fakes):
+    return fakes()

@@ -18,29 +18,11 @@ import pytest
 
 from tasks import inventory
 from tasks.marathon import Marathon, MarathonError, NoMasterAnswered
-from tests.unit.fake_marathon import FakeMarathon
+from tests.unit.fake_marathon import fake, fakes  # noqa: F401 (fixtures)
 
 APPS_PATH = "/v2/apps?embed=apps.tasks&embed=apps.lastTaskFailure"
 WEB = {"id": "/web", "instances": 2, "tasksRunning": 2, "tasksStaged": 0, "tasksHealthy": 0,
        "deployments": [], "tasks": [{"id": "web.1", "host": "192.0.2.51"}]}
-
-
-@pytest.fixture
-def fakes():
-    started = []
-
-    def start(**kwargs):
-        started.append(FakeMarathon(**kwargs))
-        return started[-1]
-
-    yield start
-    for fake in started:
-        fake.close()
-
-
-@pytest.fixture
-def fake(fakes):
-    return fakes()
 
 
 @pytest.fixture
