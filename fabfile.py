@@ -145,10 +145,32 @@ def deployment_cancel(c, id, force=False, timeout=300):
         progress.println(apps.cancel(m, id, force=force, timeout=float(timeout)))
 
 
-@task
-def cluster_status(c):
-    """Show ZooKeeper modes, Mesos and Marathon leaders, active agents and apps' tasks."""
-    print(status.format_state(status.collect(cli.load_cluster(c))))
+@task(help={"json": "print the facts and findings as JSON (same exit status)",
+            "deployment-age": "seconds after which a running deployment counts as stuck "
+                              f"(default {status.DEFAULT_DEPLOYMENT_AGE:g})",
+            "timeout": "seconds each call may take; the whole check ends within about "
+                       f"2 x timeout + 1 s (default {status.DEFAULT_TIMEOUT:g})"})
+def cluster_status(c, json=False, deployment_age=status.DEFAULT_DEPLOYMENT_AGE,
+                   timeout=status.DEFAULT_TIMEOUT):
+    """Health check: exit 0 healthy, 1 degraded, 2 down; one line per problem.
+
+    Asks every master in parallel (ZooKeeper srvr, Mesos /metrics/snapshot, Marathon
+    /v2/leader), then the leaders (ZooKeeper mntr, Mesos /master/state, Marathon apps,
+    deployments and launch queue). Read-only.
+
+    Down (2): no ZooKeeper quorum; no Mesos master elected (or several), or the elected one's
+    replicated log not recovered; no Marathon leader. Degraded (1): a ZooKeeper member down or
+    not serving, or fewer synced followers than the ensemble size - 1; a Mesos master
+    unreachable or its log not recovered; an inventory agent not active, or an agent the
+    inventory does not know; Marathon unreachable on a master; a deployment older than
+    --deployment-age; an app with fewer running (or, with health checks, healthy) tasks than
+    instances; an app in launch back-off. Anything unreachable is named with the reason.
+    """
+    report = status.check(cli.load_cluster(c), timeout=float(timeout),
+                          deployment_age=float(deployment_age))
+    print(status.to_json(report) if json else status.render(report))
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
 
 
 ns = Collection(master, slave, cluster, deploy_app, cluster_status)
