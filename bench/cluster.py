@@ -1,6 +1,6 @@
 """Benchmark: `fab cluster` on the local testbed, first run and idempotent re-run.
 
-    python3 bench/cluster.py --slaves 50 [--runs 3] [--json out.json]
+    .venv/bin/python bench/cluster.py --slaves 50 [--runs 3] [--json out.json]
 
 Brings the testbed up with N slaves (fresh), times `fab cluster` (install + configure +
 start everything), then times re-runs (facts only, nothing to change), and reports wall

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,10 +24,11 @@ SLAVES = ("slave1", "slave2", "slave3")
 
 
 def fab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run the real `fab` command line on the testbed's inventory; output is echoed for CI logs."""
+    """Run the operator's `bin/fab` command line on the testbed's inventory; output is echoed
+    for CI logs."""
     env = dict(os.environ, FABRIC_INVENTORY=str(tb_config.INVENTORY))
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "fabric", *args], cwd=ROOT, env=env,
+    proc = subprocess.run([str(ROOT / "bin" / "fab"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     print(f"$ fab {' '.join(args)}  (exit {proc.returncode}, {time.monotonic() - started:.1f} s)")
     print(proc.stdout[-6000:], proc.stderr[-3000:], sep="\n")
