@@ -7,24 +7,73 @@ modules that act on the machine (net, rootfs, hosts) take their decisions from h
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-# Machine-wide locations: the bridge, namespaces and nft table are machine-wide too, so the
-# state lives beside them rather than in one clone of the repo (CI uses a fresh clone).
-STATE_DIR = Path("/var/lib/mesos-testbed")
+MACHINE_DIR = Path("/var/lib/mesos-testbed")
 CACHE_DIR = Path("/var/cache/mesos-testbed")
+TESTBED_DIR = Path(__file__).resolve().parent
+INSTANCE_ENV = "MESOS_TESTBED"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One of the independent testbeds a machine can run at once, named by $MESOS_TESTBED.
+    The default instance ("") keeps the names and paths from before there were instances;
+    every other name derives from the instance's, so no two instances share one."""
+    name: str = ""
+
+    def __post_init__(self):
+        if self.name and not re.fullmatch(r"[a-z0-9]{1,4}", self.name):
+            raise ValueError(f"{INSTANCE_ENV}={self.name!r}: a testbed instance name is 1-4 "
+                             "characters from a-z and 0-9 (unset or empty: the default one)")
+
+    @property
+    def prefix(self) -> str:
+        # netns, veth, cgroup and machine names; `down` discovers leftovers by it. The dash
+        # ends it, so no instance's prefix starts another's ("tb-", "tbt2-", "tbt21-").
+        # Interface names have at most 15 characters: "tb" + 4 + "-" + "slave200".
+        return f"tb{self.name}-"
+
+    @property
+    def bridge(self) -> str:
+        return f"tb{self.name}br0"
+
+    @property
+    def nft_table(self) -> str:
+        return "mesos_testbed" + (f"_{self.name}" if self.name else "")
+
+    @property
+    def state_dir(self) -> Path:
+        # The bridge, namespaces and nft table are machine-wide, so the state lives beside
+        # them rather than in one clone of the repo (CI uses a fresh clone).
+        return MACHINE_DIR / "instances" / self.name if self.name else MACHINE_DIR
+
+    @property
+    def inventory(self) -> Path:
+        """What the cluster tasks read (`FABRIC_INVENTORY=testbed/hosts.ini fab cluster`)."""
+        return TESTBED_DIR / (f"hosts-{self.name}.ini" if self.name else "hosts.ini")
+
+
+INSTANCE = Instance(os.environ.get(INSTANCE_ENV, ""))
+STATE_DIR = INSTANCE.state_dir
 STATE_FILE = STATE_DIR / "state.json"
-SYSCTL_FILE = STATE_DIR / "sysctl-saved.json"
 HOSTS_DIR = STATE_DIR / "hosts"
 KEY_FILE = STATE_DIR / "id_ed25519"
-# The inventory the cluster tasks read (`FABRIC_INVENTORY=testbed/hosts.ini fab cluster`).
-INVENTORY = Path(__file__).resolve().parent / "hosts.ini"
+INVENTORY = INSTANCE.inventory
+PREFIX = INSTANCE.prefix
+BRIDGE = INSTANCE.bridge
+NFT_TABLE = INSTANCE.nft_table  # `table ip mesos_testbed`, ours alone
+# Shared by all instances: taken by the first `up`, given back by the last `down`, both
+# under MACHINE_LOCK, which also makes choosing a free /24 and taking it one step.
+SYSCTL_FILE = MACHINE_DIR / "sysctl-saved.json"
+MACHINE_LOCK = MACHINE_DIR / "machine.lock"
+# Held while building or checking the cached layers and repos: one instance builds, the
+# others then find the cache warm.
+CACHE_LOCK = CACHE_DIR / "build.lock"
 
-PREFIX = "tb-"             # netns, veth and cgroup names; `down` discovers leftovers by it
-BRIDGE = "tbbr0"
-NFT_TABLE = "mesos_testbed"  # `table ip mesos_testbed`, ours alone
 NSPAWN_RUN = Path("/run/systemd/nspawn")
 NSPAWN_MARK = ".mesos-testbed"  # marks the tmpfs we mounted there, so `down` only unmounts ours
 # cgroup v1 hierarchies (plus the v2 one) each container gets a group of its own in.
@@ -113,19 +162,26 @@ def routed_networks(ip_route_output: str) -> list[ipaddress.IPv4Network]:
     return [n for n in nets if n.version == 4]
 
 
+def subnet_conflict(subnet: str, ip_route_output: str, avoid: list[str] = ()) -> str | None:
+    """Why `subnet` cannot hold the hosts, or None: it overlaps a route (another instance's
+    bridge among them) or holds one of `avoid` (addresses the hosts must reach through the
+    machine, such as the mirror and the resolver)."""
+    net = ipaddress.ip_network(subnet)
+    for used in routed_networks(ip_route_output):
+        if net.overlaps(used):
+            return f"overlaps the route to {used}"
+    for addr in avoid:
+        if ipaddress.ip_address(addr) in net:
+            return f"holds {addr}, which the hosts must reach through this machine"
+    return None
+
+
 def choose_subnet(ip_route_output: str, avoid: list[str] = (),
                   candidates: list[str] = CANDIDATE_SUBNETS) -> str:
-    """First candidate /24 that overlaps no route and holds none of `avoid` (addresses the
-    hosts must reach through the machine, such as the mirror and the resolver)."""
-    used = routed_networks(ip_route_output)
-    avoid_addrs = [ipaddress.ip_address(a) for a in avoid]
+    """First candidate /24 without a subnet_conflict."""
     for cand in candidates:
-        net = ipaddress.ip_network(cand)
-        if any(net.overlaps(u) for u in used):
-            continue
-        if any(a in net for a in avoid_addrs):
-            continue
-        return cand
+        if subnet_conflict(cand, ip_route_output, avoid) is None:
+            return cand
     raise RuntimeError("no free /24 among the candidate subnets; pass --subnet")
 
 

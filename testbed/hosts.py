@@ -1,8 +1,9 @@
 """Bring the testbed's hosts up and down, and the helpers integration tests use on them.
 
-A host is a network namespace `tb-NAME` (see net.py), an overlay root (see rootfs.py) and a
+A host is a network namespace `tb-NAME` (see net.py; `tbINST-NAME` in instance INST), an overlay root (see rootfs.py) and a
 real systemd booted by `systemd-nspawn` in cgroups of its own, reachable over SSH as root with
-the testbed key. The machine-readable state is `config.STATE_FILE` (JSON):
+the testbed key. Everything here acts on the instance $MESOS_TESTBED names (config.INSTANCE)
+and never on another's. The machine-readable state is `config.STATE_FILE` (JSON):
 
     {"subnet", "bridge", "slaves", "marathon_version", "repo": {...}|null, "http_pid",
      "hosts": [{"name", "ip", "role", "myid", "netns", "root", "nspawn_pid", "leader_pid",
@@ -30,6 +31,7 @@ JAVA_TOOL_OPTIONS, which every JVM echoes on stderr; both would change what is b
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import datetime
 import fcntl
 import json
@@ -62,6 +64,15 @@ def _save_state(state: dict) -> None:
     tmp = config.STATE_FILE.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=1) + "\n")
     tmp.rename(config.STATE_FILE)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Hold an exclusive flock on `path` (created if need be) for the `with` block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _host(state: dict, name: str) -> dict:
@@ -114,10 +125,16 @@ def _cmdline(pid: int | None) -> list[str]:
         return []
 
 
+def _machine(name: str) -> str:
+    # nspawn keeps per-machine files under the shared /run/systemd/nspawn: every instance
+    # has a master1, so the machine name carries the instance's prefix (the hostname not).
+    return config.PREFIX + name
+
+
 def _is_nspawn(pid: int | None, name: str) -> bool:
     # Guard against PID reuse: only signal a process that is still that host's nspawn.
     argv = _cmdline(pid)
-    return "systemd-nspawn" in " ".join(argv[:3]) and f"--machine={name}" in argv
+    return "systemd-nspawn" in " ".join(argv[:3]) and f"--machine={_machine(name)}" in argv
 
 
 def _alive(pid: int | None) -> bool:
@@ -215,7 +232,8 @@ def _spawn(h: dict) -> int:
                 os.rmdir(sub)
             except OSError:
                 pass
-    argv = ["systemd-nspawn", "-q", "-D", h["root"], "--boot", f"--machine={h['name']}",
+    argv = ["systemd-nspawn", "-q", "-D", h["root"], "--boot", f"--machine={_machine(h['name'])}",
+            f"--hostname={h['name']}",
             f"--network-namespace-path=/run/netns/{h['netns']}",
             # No systemd is PID 1 on these machines: no bus to register with or to get a unit.
             "--register=no", "--keep-unit", "--console=passive",
@@ -290,9 +308,7 @@ def _reap(pid: int) -> None:
 
 def _update_host(name: str, **fields) -> None:
     # Tests may crash and restart hosts from several threads or processes at once.
-    config.STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(config.STATE_DIR / "state.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(config.STATE_DIR / "state.lock"):
         state = _require_state()
         _host(state, name).update(fields)
         _save_state(state)
@@ -357,13 +373,46 @@ def _resolvers() -> list[str]:
     return out
 
 
-def _mount_nspawn_tmpfs() -> None:
+def _take_shared() -> None:
+    """The machine-wide settings every instance needs (idempotent; under MACHINE_LOCK)."""
+    net.set_sysctls()
     # /run is no tmpfs here, and nspawn refuses to clean its propagate dirs elsewhere.
     if os.path.ismount(config.NSPAWN_RUN):
         return
     config.NSPAWN_RUN.mkdir(parents=True, exist_ok=True)
     net.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tb-nspawn", str(config.NSPAWN_RUN)])
     (config.NSPAWN_RUN / config.NSPAWN_MARK).write_text("mounted by mesos-testbed\n")
+
+
+def _give_back_shared() -> list[str]:
+    """Undo _take_shared (under MACHINE_LOCK, once no other instance is up)."""
+    gone = []
+    if (config.NSPAWN_RUN / config.NSPAWN_MARK).exists():
+        subprocess.run(["umount", str(config.NSPAWN_RUN)], check=False)
+        gone.append(f"tmpfs {config.NSPAWN_RUN}")
+    old = net.restore_sysctls()
+    if old:
+        gone.append("sysctls " + ", ".join(f"{k}={v}" for k, v in old.items()))
+    return gone
+
+
+def _leave_shared() -> list[str]:
+    """This instance is down: delete its state file and, if it was the last instance up,
+    give back what all share. One locked step, so two `down`s at once cannot each leave
+    that to the other. Returns what was given back."""
+    with _locked(config.MACHINE_LOCK):
+        others = [f for f in _state_files() if f != config.STATE_FILE]
+        config.STATE_FILE.unlink(missing_ok=True)
+        return [] if others else _give_back_shared()
+
+
+def _state_files() -> list[Path]:
+    """The state file of each instance that is up, half up or half down: the users of the
+    shared settings. `up` writes its state before taking them, and `down` deletes it in the
+    locked step that decides whether to give them back, so no instance is ever missed."""
+    files = [config.Instance().state_dir / "state.json"]
+    files += sorted((config.MACHINE_DIR / "instances").glob("*/state.json"))
+    return [f for f in files if f.exists()]
 
 
 def _start_http(bridge: str, directory: Path) -> int:
@@ -422,40 +471,46 @@ def up(slaves: int = config.DEFAULT_SLAVES, subnet: str | None = None,
 def _up(slaves, subnet, marathon_version, repo, log) -> dict:
     t0 = time.time()
     pubkey = _ensure_key()
-    base_stamp = rootfs.ensure_base(log)
-    rootfs.ensure_heavy(base_stamp, log)
     repo_info = None
-    if repo:
-        try:   # another engineer's module; imported only when a repo is wanted
-            from testbed.repo import build_repo
-        except ImportError as e:
-            raise RuntimeError(f"cannot build the package repo ({e}); use --no-repo") from e
-        out_dir = config.CACHE_DIR / "repo" / marathon_version
-        info = build_repo(out_dir, config.SUITE, marathon_version)
-        repo_info = {"dir": str(out_dir), "fingerprint": info.key_fingerprint,
-                     "key_file": str(info.key_file), "distro": info.distro_path}
+    with _locked(config.CACHE_LOCK):
+        # Instances share the cache: one builds, the others wait and then find it warm.
+        base_stamp = rootfs.ensure_base(log)
+        rootfs.ensure_heavy(base_stamp, log)
+        if repo:
+            try:   # another engineer's module; imported only when a repo is wanted
+                from testbed.repo import build_repo
+            except ImportError as e:
+                raise RuntimeError(f"cannot build the package repo ({e}); use --no-repo") from e
+            out_dir = config.CACHE_DIR / "repo" / marathon_version
+            info = build_repo(out_dir, config.SUITE, marathon_version)
+            repo_info = {"dir": str(out_dir), "fingerprint": info.key_fingerprint,
+                         "key_file": str(info.key_file), "distro": info.distro_path}
     sources = rootfs.machine_apt_sources()
     mirrors = _resolve_v4(sorted({config.uri_host(s.uri) for s in sources}))
     resolvers = _resolvers()
     mirror_addrs = sorted({a for addrs in mirrors.values() for a in addrs})
-    if subnet is None:
+    with _locked(config.MACHINE_LOCK):
+        # Choosing a free /24 and taking it (the bridge's route) is one step, so two `up`s
+        # at once never pick the same one.
         routes = net.run(["ip", "-4", "route", "show", "table", "all"]).stdout
-        subnet = config.choose_subnet(routes, avoid=mirror_addrs + resolvers)
-    plan = config.plan_hosts(subnet, slaves)
-    bridge = config.bridge_ip(subnet)
-    state = {"subnet": subnet, "bridge": bridge, "slaves": slaves,
-             "marathon_version": marathon_version, "repo": repo_info, "http_pid": None,
-             "mirrors": mirrors, "resolvers": resolvers,
-             "created": datetime.datetime.now().isoformat(timespec="seconds"),
-             "hosts": [{"name": h.name, "ip": h.ip, "role": h.role, "myid": h.myid,
-                        "netns": h.netns, "root": str(rootfs.host_dirs(h.name)[2]),
-                        "cgroups": _cgroup_dirs(h.name), "nspawn_pid": None,
-                        "leader_pid": None} for h in plan]}
-    _save_state(state)        # from here on `down` knows what to remove
-    net.set_sysctls()
-    net.ensure_bridge(subnet)
+        if subnet is None:
+            subnet = config.choose_subnet(routes, avoid=mirror_addrs + resolvers)
+        elif why := config.subnet_conflict(subnet, routes, avoid=mirror_addrs + resolvers):
+            raise ValueError(f"--subnet {subnet} {why}")
+        plan = config.plan_hosts(subnet, slaves)
+        bridge = config.bridge_ip(subnet)
+        state = {"subnet": subnet, "bridge": bridge, "slaves": slaves,
+                 "marathon_version": marathon_version, "repo": repo_info, "http_pid": None,
+                 "mirrors": mirrors, "resolvers": resolvers,
+                 "created": datetime.datetime.now().isoformat(timespec="seconds"),
+                 "hosts": [{"name": h.name, "ip": h.ip, "role": h.role, "myid": h.myid,
+                            "netns": h.netns, "root": str(rootfs.host_dirs(h.name)[2]),
+                            "cgroups": _cgroup_dirs(h.name), "nspawn_pid": None,
+                            "leader_pid": None} for h in plan]}
+        _save_state(state)        # from here on `down` knows what to remove
+        _take_shared()
+        net.ensure_bridge(subnet)
     net.apply_nft(net.nft_ruleset(subnet, mirror_addrs, resolvers))
-    _mount_nspawn_tmpfs()
     etc_hosts = config.render_etc_hosts(plan, pins=mirrors)
 
     def prepare(h: config.Host) -> None:
@@ -488,8 +543,9 @@ def _up(slaves, subnet, marathon_version, repo, log) -> dict:
 
 
 def down(log=print) -> list[str]:
-    """Remove everything `up` made, from the state file and by discovery (tb- names, our nft
-    table, mounts under the hosts directory), so it also cleans a half-built testbed.
+    """Remove everything `up` made, from the state file and by discovery (the instance's name
+    prefix, bridge and nft table, mounts under its hosts directory), so it also cleans a
+    half-built testbed; what instances share only when no other one is up.
     Safe to run any number of times. Returns what it removed."""
     state = load_state() or {}
     gone = []
@@ -543,14 +599,8 @@ def down(log=print) -> list[str]:
     gone += net.remove_links()
     if net.remove_nft():
         gone.append(f"nft table {config.NFT_TABLE}")
-    if (config.NSPAWN_RUN / config.NSPAWN_MARK).exists():
-        subprocess.run(["umount", str(config.NSPAWN_RUN)], check=False)
-        gone.append(f"tmpfs {config.NSPAWN_RUN}")
-    old = net.restore_sysctls()
-    if old:
-        gone.append("sysctls " + ", ".join(f"{k}={v}" for k, v in old.items()))
-    for f in (config.STATE_FILE, config.INVENTORY):
-        f.unlink(missing_ok=True)
+    gone += _leave_shared()
+    config.INVENTORY.unlink(missing_ok=True)
     log("testbed down" + (": removed " + "; ".join(gone) if gone else ": nothing to remove"))
     return gone
 

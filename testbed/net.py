@@ -1,9 +1,9 @@
 """The testbed's network in the root namespace: bridge, one netns + veth per host, NAT with a
 narrow egress allow-list (nftables table of our own), and the sysctls that needs.
 
-Every command is an argv list (no shell). Teardown functions discover by name (the `tb-`
-prefix, our bridge and table names) rather than trusting a state file, so they also clean up
-after an `up` that died half-way.
+Every command is an argv list (no shell). Teardown functions discover by name (the instance's
+prefix, bridge and table names; see config.Instance) rather than trusting a state file, so they
+also clean up after an `up` that died half-way, and never touch another instance.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True)
 
 
-# --- sysctls: old values saved once, restored by `down` -----------------------------------
+# --- sysctls: old values saved once, restored by the last instance's `down` ------------------
 SYSCTLS = {
     "net.ipv4.ip_forward": "1",                 # the NAT to the mirror
     "fs.inotify.max_user_instances": "8192",    # 128 runs out at ~18 booted containers
@@ -42,7 +42,8 @@ def _sysctl_path(key: str) -> Path:
 
 
 def set_sysctls() -> None:
-    # Save only if nothing is saved yet: a second `up` must not save our own values as "old".
+    # Save only if nothing is saved yet: a second `up` (or instance) must not save our own
+    # values as "old".
     if not config.SYSCTL_FILE.exists():
         old = {k: _sysctl_path(k).read_text().strip() for k in SYSCTLS}
         config.SYSCTL_FILE.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,7 @@ def add_host_link(host: config.Host, subnet: str) -> None:
 
 
 def remove_links() -> list[str]:
-    """Delete every tb- netns and link and our bridge; returns what was removed."""
+    """Delete every netns and link with our prefix and our bridge; returns what was removed."""
     gone = []
     for ns in netns_names():
         if ns.startswith(config.PREFIX):

@@ -167,7 +167,7 @@ def mount_host_root(name: str) -> Path:
     for d in (upper, work, root):
         d.mkdir(parents=True, exist_ok=True)
     if not os.path.ismount(root):
-        run(["mount", "-t", "overlay", f"tb-{name}", "-o",
+        run(["mount", "-t", "overlay", config.PREFIX + name, "-o",
              f"lowerdir={HEAVY}:{BASE},upperdir={upper},workdir={work}", str(root)])
     return root
 

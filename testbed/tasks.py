@@ -1,7 +1,8 @@
 """`fab testbed.up|down|status`: the Invoke collection `testbed` over testbed.hosts.
 
 The fabfile adds it with `ns.add_collection(testbed.tasks.ns)`. The tasks run locally as root;
-they do not use the Connection Fabric passes in.
+they do not use the Connection Fabric passes in. They act on the instance $MESOS_TESTBED names
+(unset: the default one), so several testbeds can run on one machine at once.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from testbed import config, hosts
 })
 def up(c, slaves=config.DEFAULT_SLAVES, subnet=None,
        marathon_version=config.DEFAULT_MARATHON, no_repo=False):
-    """Build and boot master1-3 and slave1-N; write testbed/hosts.ini."""
+    """Build and boot master1-3 and slave1-N; write the inventory (testbed/hosts.ini, or
+    testbed/hosts-INST.ini for the instance $MESOS_TESTBED=INST)."""
     t0 = time.time()
     try:
         hosts.up(int(slaves), subnet, marathon_version, repo=not no_repo)

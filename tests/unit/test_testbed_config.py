@@ -60,8 +60,55 @@ def test_plan_three_slaves_matches_tutorial_numbering():
         ("slave2", "198.51.100.52", "slave", None),
         ("slave3", "198.51.100.53", "slave", None),
     ]
-    assert plan[0].netns == "tb-master1"
+    assert plan[0].netns == config.PREFIX + "master1"
     assert config.bridge_ip("198.51.100.0/24") == "198.51.100.254"
+
+
+def test_default_instance_keeps_the_names_from_before_instances():
+    inst = config.Instance()
+    assert (inst.prefix, inst.bridge, inst.nft_table) == ("tb-", "tbbr0", "mesos_testbed")
+    assert inst.state_dir == Path("/var/lib/mesos-testbed")
+    assert inst.inventory == Path(config.__file__).parent / "hosts.ini"
+
+
+def test_other_instance_names_derive_from_its_own():
+    inst = config.Instance("t2")
+    assert (inst.prefix, inst.bridge, inst.nft_table) == ("tbt2-", "tbt2br0", "mesos_testbed_t2")
+    assert inst.state_dir == Path("/var/lib/mesos-testbed/instances/t2")
+    assert inst.inventory == Path(config.__file__).parent / "hosts-t2.ini"
+
+
+def test_no_instance_discovers_another_ones_names():
+    # `down` removes links, namespaces and cgroups by prefix, and the bridge by name.
+    insts = [config.Instance(n) for n in ("", "t", "t2", "t21", "br0", "tbr0")]
+    for a in insts:
+        for b in insts:
+            if a != b:
+                theirs = [b.prefix + "slave1", b.bridge]
+                assert not any(n.startswith(a.prefix) or n == a.bridge for n in theirs), (a, b)
+                assert (a.nft_table, a.state_dir, a.inventory) != (b.nft_table, b.state_dir,
+                                                                   b.inventory)
+
+
+def test_longest_interface_name_fits_the_kernel_limit():
+    inst = config.Instance("abcd")
+    assert len(inst.prefix + f"slave{config.MAX_SLAVES}") == 15
+    assert len(inst.bridge) <= 15
+
+
+@pytest.mark.parametrize("name", ["abcde", "T2", "t-2", "t 2", "../x", "é"])
+def test_bad_instance_names_are_refused_naming_the_variable(name):
+    with pytest.raises(ValueError, match="MESOS_TESTBED=.*1-4 characters"):
+        config.Instance(name)
+
+
+def test_subnet_conflict_says_why():
+    assert config.subnet_conflict("198.51.100.0/24", ROUTES) is None
+    routes = ROUTES + "198.51.100.0/24 dev tbbr0 proto kernel scope link\n"
+    assert config.subnet_conflict("198.51.100.0/24", routes) == \
+        "overlaps the route to 198.51.100.0/24"
+    assert "holds 198.51.100.7" in config.subnet_conflict("198.51.100.0/24", ROUTES,
+                                                           avoid=["198.51.100.7"])
 
 
 def test_plan_fifty_and_max_slaves_stay_below_bridge():

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from testbed import config, hosts
+from testbed import config, hosts, net
 
 STATE = {"subnet": "198.51.100.0/24", "bridge": "198.51.100.254", "slaves": 1,
          "hosts": [{"name": "master1", "ip": "198.51.100.1", "nspawn_pid": None,
@@ -59,3 +59,50 @@ def test_stop_and_kill_of_a_stopped_host_only_record_it(state_dir, mocker):
     hosts.stop_host("slave1")
     kill.assert_not_called()     # never signal a PID that is not that host's nspawn
     assert hosts.load_state()["hosts"][1]["nspawn_pid"] is None
+
+
+def test_shared_settings_stay_until_the_last_instance_is_down(tmp_path, monkeypatch, mocker):
+    """Two instances up; the sysctls and the nspawn tmpfs are given back by the second
+    `down` only (proc files and the tmpfs are stand-ins in a temp dir)."""
+    machine = tmp_path / "lib"
+    proc = tmp_path / "proc"
+    for key, value in (("net/ipv4/ip_forward", "0"), ("fs/inotify/max_user_instances", "128")):
+        (proc / key).parent.mkdir(parents=True, exist_ok=True)
+        (proc / key).write_text(value + "\n")
+    monkeypatch.setattr(net, "_sysctl_path", lambda k: proc / k.replace(".", "/"))
+    monkeypatch.setattr(config, "MACHINE_DIR", machine)
+    monkeypatch.setattr(config, "SYSCTL_FILE", machine / "sysctl-saved.json")
+    monkeypatch.setattr(config, "MACHINE_LOCK", machine / "machine.lock")
+    monkeypatch.setattr(config, "NSPAWN_RUN", tmp_path / "nspawn")
+    mount = mocker.patch.object(net, "run")
+    umount = mocker.patch.object(subprocess, "run")
+
+    def be(instance):
+        monkeypatch.setattr(config, "STATE_FILE", config.Instance(instance).state_dir
+                            / "state.json")
+
+    def forward():
+        return (proc / "net/ipv4/ip_forward").read_text().strip()
+
+    for instance in ("", "t2"):           # what `up` does: state first, then the settings
+        be(instance)
+        config.STATE_FILE.parent.mkdir(parents=True, exist_ok=True)
+        config.STATE_FILE.write_text("{}")
+        hosts._take_shared()
+    assert mount.call_args.args[0][:3] == ["mount", "-t", "tmpfs"]
+    assert forward() == "1"
+
+    be("")
+    assert hosts._leave_shared() == []
+    assert not (machine / "state.json").exists()
+    assert forward() == "1" and (proc / "fs/inotify/max_user_instances").read_text() == "8192\n"
+    umount.assert_not_called()
+    assert hosts._leave_shared() == []    # `down` twice: t2 is still up
+
+    be("t2")
+    gone = hosts._leave_shared()
+    assert gone == [f"tmpfs {tmp_path / 'nspawn'}",
+                    "sysctls net.ipv4.ip_forward=0, fs.inotify.max_user_instances=128"]
+    umount.assert_called_once_with(["umount", str(tmp_path / "nspawn")], check=False)
+    assert forward() == "0" and (proc / "fs/inotify/max_user_instances").read_text() == "128\n"
+    assert hosts._state_files() == []

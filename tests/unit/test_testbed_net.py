@@ -6,13 +6,13 @@ from testbed import config, net
 
 def test_ruleset_allows_only_hosts_bridge_mirror_and_dns():
     rules = net.nft_ruleset("198.51.100.0/24", ["203.0.113.80"], ["10.255.255.53"])
-    assert rules.startswith("table ip mesos_testbed {")
+    assert rules.startswith(f"table ip {config.NFT_TABLE} {{")
     assert "elements = { 203.0.113.80 }" in rules
     assert "elements = { 10.255.255.53 }" in rules
     assert "ip saddr 198.51.100.0/24 ip daddr @mirrors tcp dport { 80, 443 } accept" in rules
     assert "th dport 53 accept" in rules
     assert "ip saddr 198.51.100.0/24 reject" in rules
-    assert 'iifname "tbbr0" ip daddr != 198.51.100.254 reject' in rules
+    assert f'iifname "{config.BRIDGE}" ip daddr != 198.51.100.254 reject' in rules
     assert "ip saddr 198.51.100.0/24 ip daddr != 198.51.100.0/24 masquerade" in rules
     # Host-to-host traffic crosses the bridge (and, with br_netfilter, this forward hook):
     # it must be accepted before the reject.
