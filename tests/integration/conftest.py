@@ -3,7 +3,8 @@ and independent checks (ssh + cat, ZooKeeper's four-letter words, HTTP).
 
 Every probe targets the testbed's own addresses, and only while its state file says it is up.
 All of it acts on the testbed instance $MESOS_TESTBED names (tb_config.INSTANCE; unset: the
-default one): `MESOS_TESTBED=x python3 -m pytest tests/integration` runs entirely on x.
+default one): `MESOS_TESTBED=x .venv/bin/python -m pytest tests/integration` runs entirely
+on x.
 """
 
 from __future__ import annotations
