@@ -2,6 +2,7 @@
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -129,7 +130,7 @@ def test_apt_get_update_accepts_the_repository_without_warnings(built, tmp_path)
     sources = tmp_path / "sources.list"
     sources.write_text(f"deb [signed-by={info.key_file}] http://127.0.0.1:{port}/debian "
                        "bookworm main\n")
-    server = Proc(["python3", "-m", "http.server", "-b", "127.0.0.1", "-d",
+    server = Proc([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d",
                    str(base / "out"), str(port)], str(tmp_path / "http.log"))
     try:
         wait_port("127.0.0.1", port)
@@ -157,7 +158,7 @@ def test_packaged_daemons_run_from_their_own_copy(built, tmp_path, name, libdir,
     """The modules shipped in the .deb import on their own and know the package version."""
     subprocess.run(["dpkg-deb", "-x", str(deb(built[0] / "out", name)), str(tmp_path)],
                    check=True)
-    r = subprocess.run(["python3", "-m", f"standins.{module}", "--version"],
+    r = subprocess.run([sys.executable, "-m", f"standins.{module}", "--version"],
                        cwd=tmp_path / libdir, capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == expected
