@@ -22,13 +22,16 @@ from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from tasks import facts, plan, report
+from tasks import facts, plan, progress, report
 from tasks.facts import Snapshot
 from tasks.model import Cluster, Host
 from tasks.plan import Entry, HostPlan, HostSchedule
 from tasks.step import Change, HostContext, RestartGroup, Step
 
 APPLIED = "@@applied"
+# A round trip that lasts longer than this is shown as a wait (tasks.progress): on a
+# terminal in the live line, in logs as "waiting ..." and "done after N s" lines.
+SHOW_WAITS_AFTER = 3.0
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,11 @@ def _apply(hosts: list[tuple[Session, HostSchedule]], reporter: report.Reporter,
             names = gather if r == len(sched.rounds) - 1 else []
             if not todo and not names:
                 return
+            what = "; ".join(c.summary for _, c in todo) or "gather facts"
             try:
-                result = s.run_round([c for _, c in todo], names)
+                # Shown only when it takes a while (an install, a wait for a quorum).
+                with progress.waiting(what, host=s.host.name, after=SHOW_WAITS_AFTER):
+                    result = s.run_round([c for _, c in todo], names)
             except HostFailed as exc:
                 result = RoundResult(0, str(exc))
             for entry, _ in todo[:result.applied]:
