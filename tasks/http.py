@@ -224,6 +224,10 @@ class Client:
         self.session.verify = ca_bundle or True
         # Never let the environment's proxies or .netrc change where credentials go.
         self.session.trust_env = False
+        # requests offers gzip by default, and both daemons take the offer (libprocess for a
+        # body of 1 KiB or more, Marathon's --http_compression); the answer is read raw, and
+        # the cap is meant for what is parsed, not for what a small bomb inflates to.
+        self.session.headers["Accept-Encoding"] = "identity"
         self.secrets = _secrets(auth)
         adapter = requests.adapters.HTTPAdapter(max_retries=0)
         adapter.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TlsPool}
@@ -303,11 +307,17 @@ class Client:
             raise HttpError(f"{what}: no answer within {timeout:g} s") from None
         except requests.RequestException as exc:
             raise HttpError(f"{what}: {reason(exc)}") from None
+        except OSError as exc:      # requests' own: no CA bundle at the path given
+            raise HttpError(f"{what}: {exc}") from None
         with r:
             body = self._read(r, end, what, timeout)
             return Response(method, url, r.status_code, CaseInsensitiveDict(r.headers), body)
 
     def _read(self, r: requests.Response, end: float, what: str, timeout: float) -> bytes:
+        encoding = r.headers.get("Content-Encoding", "")
+        if encoding.strip().lower() not in ("", "identity"):
+            raise HttpError(f"{what}: answer encoded as {encoding[:40]!r}, though only "
+                            f"'identity' was accepted")
         declared = r.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
             raise HttpError(f"{what}: answer of {int(declared)} bytes is larger than the "

@@ -390,7 +390,7 @@ class Marathon:
             else:
                 if 300 <= r.status < 400:
                     failures.append(f"{endpoint}: HTTP {r.status} redirect to "
-                                    f"{r.headers.get('Location', '?')} (not followed)")
+                                    f"{r.headers.get('Location', '?')[:200]} (not followed)")
                 elif r.status in (502, 503) or (r.status >= 500 and not write):
                     failures.append(f"{endpoint}: HTTP {r.status} {_error_text(r)}")
                 elif r.status >= 500:

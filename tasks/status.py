@@ -117,7 +117,7 @@ def _mesos_get(host: Host, path: str, timeout: float) -> dict:
     with http.Client() as client:
         r = client.request("GET", url, timeout=timeout)
     if r.status in (301, 302, 303, 307, 308):
-        raise _BadAnswer(f"GET {url}: HTTP {r.status} to {r.headers.get('Location', '?')} "
+        raise _BadAnswer(f"GET {url}: HTTP {r.status} to {r.headers.get('Location', '?')[:200]} "
                          f"(not the leading master)")
     if r.status != 200:
         raise _BadAnswer(f"GET {url}: HTTP {r.status} {' '.join(r.text.split())[:200]}")

@@ -11,6 +11,8 @@ server on the terminal. The other endpoints answer as a healthy Marathon does.
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 import socket
 import threading
 import time
@@ -21,15 +23,16 @@ from tasks import cli, http, status
 from tasks.marathon import Marathon, MarathonError
 from tests.unit.fake_marathon import fake, fakes  # noqa: F401 (fixtures)
 from tests.unit.test_apps import fab  # noqa: F401 (fixture)
-from tests.unit.test_status import APPS_PATH, FAST, Fakes, agent, no_proxy_for_loopback  # noqa: F401
+from tests.unit.test_status import (APPS_PATH, FAST, Fakes, agent,  # noqa: F401
+                                    no_proxy_for_loopback)
 
 V = "2024-05-01T10:00:00.000Z"
 ESC = "\x1b"
 
 
 def app(*tasks, **extra):
-    return {"id": "/hello2", "cmd": "sleep 100", "instances": len(tasks), "tasksRunning": len(tasks),
-            "tasksStaged": 0, "deployments": [], "version": V,
+    return {"id": "/hello2", "cmd": "sleep 100", "instances": len(tasks),
+            "tasksRunning": len(tasks), "tasksStaged": 0, "deployments": [], "version": V,
             "tasks": [{"id": t, "host": "slave1", "state": "TASK_RUNNING", "startedAt": V}
                       for t in tasks], **extra}
 
@@ -201,7 +204,8 @@ APP_CASES = [
     ("write-answer-empty", ["app-restart", "--id", "/hello2"],
      ("POST", "/v2/apps/hello2/restart"), [(200, b"")], 1, "Marathon may have made the change"),
     ("deployment-id-a-list", ["app-destroy", "--id", "/hello2"], ("DELETE", "/v2/apps/hello2"),
-     [(200, {"deploymentId": [], "version": V})], 1, "deploymentId: expected a name (1-512 printable characters, no spaces), got []"),
+     [(200, {"deploymentId": [], "version": V})], 1,
+     "deploymentId: expected a name (1-512 printable characters, no spaces), got []"),
     ("created-app-deployments-wrong", ["deploy-app", "--file", "{hello}"], ("POST", "/v2/apps"),
      [(201, {"id": "/hello2", "deployments": [{"id": 7}]})], 1,
      "deployments[0].id: expected a name (1-512 printable characters, no spaces), got 7"),
@@ -477,3 +481,54 @@ def test_a_wrong_number_of_seconds_is_one_line(fake, fab, args):
     assert err.startswith(f"{option} must be a number of seconds above 0, got ")
     assert len(err.splitlines()) == 1
     assert fake.requests == []
+
+
+def test_a_ca_bundle_that_is_not_there_is_one_line(tmp_path):
+    missing = tmp_path / "nowhere.pem"
+    with pytest.raises(MarathonError) as e:
+        Marathon(["https://127.0.0.1:9"], ca_bundle=str(missing), log=lambda line: None).leader()
+    assert f"invalid path: {missing}" in str(e.value) and "\n" not in str(e.value)
+
+
+# --- compression: asked for by requests' defaults, taken by both daemons ---------------------
+
+def libprocess(status_code, body: dict):
+    """As Mesos' libprocess answers: gzip when the request accepts it and the body has 1 KiB or
+    more (encoder.hpp, GZIP_MINIMUM_BODY_LENGTH); Marathon's --http_compression does the same."""
+    def answer(handler):
+        data = json.dumps(body).encode()
+        accepted = handler.headers.get("Accept-Encoding", "")
+        handler.send_response(status_code)
+        if len(data) >= 1024 and "gzip" in accepted:
+            data = gzip.compress(data)
+            handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+    return answer
+
+
+def test_real_mesos_metrics_of_more_than_1_kib_are_read(monkeypatch, capsys):
+    import fabfile
+    from invoke import Context
+
+    cluster = Fakes()
+    try:
+        for n, name in enumerate(("master1", "master2", "master3")):
+            padding = {f"master/metric_{i}": 0.0 for i in range(60)}
+            cluster[name].mesos.on("GET", "/metrics/snapshot", libprocess(200, {
+                "master/elected": 1.0 if n == 0 else 0.0, "registrar/log/recovered": 1.0,
+                **padding}))
+        monkeypatch.setattr(cli, "load_cluster", lambda c: cluster.cluster)
+        fabfile.cluster_status(Context(), timeout=FAST)
+    finally:
+        cluster.close()
+    assert capsys.readouterr().out.startswith("HEALTHY\n")
+
+
+def test_an_answer_compressed_unasked_is_one_line(fake):
+    body = gzip.compress(b"[]")
+    fake.on("GET", "/v2/deployments", (200, body, {"Content-Encoding": "gzip"}))
+    with pytest.raises(MarathonError) as e:
+        Marathon([fake.url], log=lambda line: None).deployments()
+    assert "answer encoded as 'gzip', though only 'identity' was accepted" in str(e.value)
