@@ -587,7 +587,7 @@ class Master:
             self._reconcile_agent(aid, body["tasks"])
         agent.update(hostname=body["hostname"], port=body["port"], pid=body["pid"],
                      ip=body["ip"], resources=body["resources"],
-                     attributes=body.get("attributes", {}), version=VERSION,
+                     attributes=body.get("attributes", {}), version=body["version"],
                      active=True, last_seen=now)
         return Response(200, {"agent_id": aid, "master_id": self.id})
 

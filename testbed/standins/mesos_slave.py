@@ -219,7 +219,7 @@ class Agent:
             self.master, self.registered = leader, False
         body = {"agent_id": self.id, "hostname": self.hostname, "ip": self.ip,
                 "port": self.port, "pid": self.pid, "resources": self.resources,
-                "attributes": self.attributes}
+                "attributes": self.attributes, "version": VERSION}
         if not self.registered:  # (re-)registration: the master reconciles from our tasks
             with self.lock:
                 body["tasks"] = [self._public(t) for t in self.tasks.values()]
@@ -435,6 +435,8 @@ class Agent:
             return Response(200, {"flags": flagslib.to_json(self.flags, SPEC)})
         if p == "/metrics/snapshot":
             return Response(200, self.metrics())
+        if p == "/version":
+            return Response(200, {"version": VERSION, "build_user": "standin"})
         if p == "/files/read":  # what the web UI's "Sandbox" link reads
             return self._read_file(req.query)
         if p == "/standin/launch" and req.method == "POST":
