@@ -17,47 +17,33 @@ from invoke.exceptions import Exit
 from tasks import apps, cli, http, marathon, playbooks, progress, status
 from testbed import tasks as testbed_tasks
 
-DRY_RUN_HELP = {"dry-run": "gather facts and show what would change (diffs); change nothing"}
-
-DOCS = {
-    "add-repo": "Add the Mesosphere apt repository and its signing key (apt-get update only on change).",
-    "install-master": "Install the master packages (mesosphere meta package by default).",
-    "install-slave": "Install the slave packages (mesos by default).",
-    "write-zk": "Write /etc/mesos/zk: the masters' ZooKeeper URL, on every host.",
-    "write-myid": "Write the master's pinned ZooKeeper id to /etc/zookeeper/conf/myid.",
-    "write-zoo-cfg": "Write the whole zoo.cfg: data dir, server lines, 4lw whitelist, no AdminServer.",
-    "set-quorum": "Write /etc/mesos-master/quorum: a majority of the masters.",
-    "set-ip-hostname": "Write /etc/mesos-{master,slave}/{ip,hostname} from the inventory.",
-    "configure-marathon": "Configure Marathon (conf dir for <= 1.4, /etc/default/marathon for >= 1.5).",
-    "disable-unused-services": "Stop and disable what the role never runs (mesos-slave on masters, ...).",
-    "start-services": "Start the role's services; restart only those whose configuration changed.",
-}
+DRY_RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs); change nothing"}
 
 
 def _step_task(step) -> Task:
     def body(c, dry_run=False):
         cli.run_step(c, step, dry_run=dry_run)
     body.__name__ = step.name.replace("-", "_")
-    body.__doc__ = DOCS[step.name]
+    body.__doc__ = step.help
     return Task(body, name=body.__name__, help=DRY_RUN_HELP)
 
 
 @task(help=DRY_RUN_HELP)
 def master(c, dry_run=False):
     """Playbook: every master step in the tutorial's order (-H hosts, else all masters)."""
-    cli.run_phases(c, [(("master",), playbooks.MASTER)], dry_run=dry_run)
+    cli.run_stages(c, playbooks.MASTERS, dry_run=dry_run)
 
 
 @task(help=DRY_RUN_HELP)
 def slave(c, dry_run=False):
     """Playbook: every slave step in the tutorial's order (-H hosts, else all slaves)."""
-    cli.run_phases(c, [(("slave",), playbooks.SLAVE)], dry_run=dry_run)
+    cli.run_stages(c, playbooks.SLAVES, dry_run=dry_run)
 
 
 @task(help=DRY_RUN_HELP)
 def cluster(c, dry_run=False):
     """Playbook: the whole inventory: masters (ZooKeeper first), then slaves, in parallel."""
-    cli.run_phases(c, playbooks.CLUSTER, dry_run=dry_run)
+    cli.run_stages(c, playbooks.CLUSTER, dry_run=dry_run)
 
 
 TIMEOUT_HELP = "seconds to wait for Marathon to finish; past it, say where the deployment stands"
@@ -145,10 +131,32 @@ def deployment_cancel(c, id, force=False, timeout=300):
         progress.println(apps.cancel(m, id, force=force, timeout=float(timeout)))
 
 
-@task
-def cluster_status(c):
-    """Show ZooKeeper modes, Mesos and Marathon leaders, active agents and apps' tasks."""
-    print(status.format_state(status.collect(cli.load_cluster(c))))
+@task(help={"json": "print the facts and findings as JSON (same exit status)",
+            "deployment-age": "seconds after which a running deployment counts as stuck "
+                              f"(default {status.DEFAULT_DEPLOYMENT_AGE:g})",
+            "timeout": "seconds each call may take; the whole check ends within about "
+                       f"2 x timeout + 1 s (default {status.DEFAULT_TIMEOUT:g})"})
+def cluster_status(c, json=False, deployment_age=status.DEFAULT_DEPLOYMENT_AGE,
+                   timeout=status.DEFAULT_TIMEOUT):
+    """Health check: exit 0 healthy, 1 degraded, 2 down; one line per problem.
+
+    Asks every master in parallel (ZooKeeper srvr, Mesos /metrics/snapshot, Marathon
+    /v2/leader), then the leaders (ZooKeeper mntr, Mesos /master/state, Marathon apps,
+    deployments and launch queue). Read-only.
+
+    Down (2): no ZooKeeper quorum; no Mesos master elected (or several), or the elected one's
+    replicated log not recovered; no Marathon leader. Degraded (1): a ZooKeeper member down or
+    not serving, or fewer synced followers than the ensemble size - 1; a Mesos master
+    unreachable or its log not recovered; an inventory agent not active, or an agent the
+    inventory does not know; Marathon unreachable on a master; a deployment older than
+    --deployment-age; an app with fewer running (or, with health checks, healthy) tasks than
+    instances; an app in launch back-off. Anything unreachable is named with the reason.
+    """
+    report = status.check(cli.load_cluster(c), timeout=float(timeout),
+                          deployment_age=float(deployment_age))
+    print(status.to_json(report) if json else status.render(report))
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
 
 
 ns = Collection(master, slave, cluster, deploy_app, cluster_status)

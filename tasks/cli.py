@@ -15,8 +15,10 @@ import os
 from fabric import Connection
 from invoke.exceptions import Exit
 
-from tasks import inventory, report
-from tasks.runner import Session, Step, connect, run_steps
+from tasks import inventory, playbooks, progress, report, runner
+from tasks.model import Cluster, Host, InventoryError
+from tasks.runner import Session, Stage, connect
+from tasks.step import Step
 
 _reporter: report.Reporter | None = None
 
@@ -27,23 +29,23 @@ def reporter() -> report.Reporter:
     global _reporter
     if _reporter is None:
         _reporter = report.Reporter()
-        atexit.register(lambda: _reporter.counts and print(_reporter.recap(), flush=True))
+        atexit.register(lambda: _reporter.counts and progress.println(_reporter.recap()))
     return _reporter
 
 
-def load_cluster(c) -> inventory.Cluster:
+def load_cluster(c) -> Cluster:
     path = c.config.get("inventory") or inventory.default_path()
     try:
         return inventory.load(os.path.expanduser(path))
-    except inventory.InventoryError as exc:
+    except InventoryError as exc:
         raise Exit(f"invalid inventory, nothing was changed:\n{exc}", code=2)
 
 
-def target_hosts(c, cluster: inventory.Cluster, roles: tuple[str, ...]) -> list[inventory.Host]:
+def target_hosts(c, cluster: Cluster, roles: tuple[str, ...]) -> list[Host]:
     if isinstance(c, Connection):
         try:
             host = cluster.find(c.original_host)
-        except inventory.InventoryError as exc:
+        except InventoryError as exc:
             raise Exit(str(exc), code=2)
         if host.role not in roles:
             raise Exit(f"{host.name} is a {host.role}; this task applies to "
@@ -52,23 +54,14 @@ def target_hosts(c, cluster: inventory.Cluster, roles: tuple[str, ...]) -> list[
     return [h for h in cluster.hosts if h.role in roles]
 
 
-def run_phases(c, phases, *, dry_run: bool = False) -> None:
-    """Run (roles, steps) phases in order; a failed host stops the run after its phase.
-
-    Within a phase the other hosts go on (one host down must not hold the others back), but no
-    later phase starts: a failure on a master stops before any slave is touched.
-    """
+def run_stages(c, stages: tuple[Stage, ...], *, dry_run: bool = False) -> None:
+    """Run the stages on the target hosts (see `tasks.runner`); exit 1 if a host failed."""
     cluster = load_cluster(c)
-    roles = tuple(sorted({r for phase_roles, _ in phases for r in phase_roles}))
+    roles = tuple(sorted({r for stage in stages for r in stage.roles}))
     hosts = target_hosts(c, cluster, roles)
     sessions = [Session(h, cluster, connect(h, c.config)) for h in hosts]
-    rep = reporter()
     try:
-        for phase_roles, steps in phases:
-            group = [s for s in sessions if s.host.role in phase_roles]
-            run_steps(group, list(steps), rep, dry_run)
-            if any(s.failed for s in sessions):
-                break
+        runner.run(sessions, list(stages), playbooks.RESTART_ORDER, reporter(), dry_run)
     finally:
         for s in sessions:
             s.conn.close()
@@ -77,4 +70,4 @@ def run_phases(c, phases, *, dry_run: bool = False) -> None:
 
 
 def run_step(c, step: Step, *, dry_run: bool = False) -> None:
-    run_phases(c, [(step.roles, (step,))], dry_run=dry_run)
+    run_stages(c, playbooks.step_stages(step), dry_run=dry_run)

@@ -1,4 +1,4 @@
-"""Read ``hosts.ini`` into a validated cluster model; every derived value lives here.
+"""Read ``hosts.ini`` into the cluster model (`tasks.model`), checking every line.
 
 The inventory is ini-like, in Ansible's style, and is parsed by hand because
 configparser knows neither host lines nor line numbers::
@@ -16,446 +16,27 @@ configparser knows neither host lines nor line numbers::
     # Also [masters:vars] and [slaves:vars] (alias [agents:vars]).
     [all:vars]
     repo_url = http://repos.mesosphere.io/{distro}
-    quorum =
 
 Host keys: ``ip`` (required, the IPv4 address the services bind to and
 advertise), ``myid`` (masters only, required, 1-255, unique), ``ssh_host``
-(default: ip), ``ssh_port`` (default: the ``ssh_port`` setting, 22), ``ssh_user``
-(default: the ``ssh_user`` setting, else Fabric's own configuration). Settings (``key = value``, defaults in :class:`Settings`) are
-layered defaults < ``[all:vars]`` < ``[ROLE:vars]``. A setting that describes
-one role only (the master ports, quorum, ZooKeeper paths, Marathon's config
-style, master packages / the agent port and packages) can only be set in
-``[all:vars]`` or that role's section, and every host sees that role's value,
-so a slave never holds a ZooKeeper port that differs from the masters'.
-
-Settings (default; rule):
-
-- ``zk_port`` 2181, ``zk_peer_port`` 2888, ``zk_election_port`` 3888,
-  ``mesos_port`` 5050, ``marathon_port`` 8080 (masters; 1-65535, all distinct),
-  ``mesos_slave_port`` 5051 (slaves). The ZooKeeper and Marathon ports are configured
-  on the hosts; the two Mesos ports are only where the tool looks for the daemons (the
-  packages' own defaults), the steps do not change the ports Mesos listens on;
-- ``repo_url`` ``http://repos.mesosphere.io/{distro}`` (http/https; only the
-  ``{distro}`` and ``{codename}`` placeholders), ``repo_suite`` '' (empty: the
-  host's ``lsb_release -cs``), ``repo_component`` main, ``repo_key_id``
-  the tutorial's E56151BF as a full fingerprint (8, 16 or 40 hex digits), ``repo_keyserver`` keyserver.ubuntu.com
-  (hostname or ``hkp://host:port``), ``repo_key_url`` '' (set: fetch the key
-  there instead of the keyserver);
-- ``master_packages`` mesosphere, ``slave_packages`` mesos (space-separated
-  Debian names, optional ``=version``);
-- ``marathon_config_style`` auto (auto | conf-dir | env), ``quorum`` '' (empty:
-  floor(n/2)+1; else a majority, n//2+1 <= q <= n), ``allow_even_masters``
-  false (true/false, yes/no, 1/0);
-- ``ssh_key_file`` '' (relative to the inventory's directory, made absolute),
-  ``zk_mesos_path`` /mesos, ``zk_marathon_path`` /marathon (absolute znodes,
-  distinct).
-
-No value may hold spaces (except package lists), quotes, ``$``, backticks,
-``;``, ``|``, ``&``, ``#`` and the like: they all end up in shell commands.
+(default: ip), ``ssh_port`` and ``ssh_user`` (default: the settings of those
+names). The settings, their defaults, checks and scopes are the table in
+`tasks.settings`.
 
 Everything is checked at load time and all problems are reported together as
 ``path:line: message`` in one :class:`InventoryError`: a half-valid inventory
-must never reach a host. Derived values for the example above::
-
-    cluster = load(default_path())
-    cluster.mesos_zk_url   # 'zk://192.0.2.1:2181,192.0.2.2:2181,192.0.2.3:2181/mesos'
-    cluster.quorum         # 2 (empty quorum: floor(3/2)+1)
-    cluster.zoo_servers    # ((1, '192.0.2.1'), (2, '192.0.2.2'), (3, '192.0.2.3'))
-    cluster.find("192.0.2.51").settings.slave_packages   # ('mesos',)
-
-Masters are ordered by myid in every derived value, so reordering lines in
-the file changes no rendered file.
+must never reach a host.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
-import urllib.parse
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = [
-    "InventoryError", "Host", "Settings", "Cluster",
-    "load", "parse", "default_path",
-]
-
-
-class InventoryError(Exception):
-    """One or more inventory problems; ``.errors`` holds ``(path, line, message)``.
-
-    Line 0 means the whole file (missing file, no masters, unknown host).
-    """
-
-    def __init__(self, errors: list[tuple[str, int, str]]):
-        # Sorted by line so the report reads top to bottom like the file.
-        self.errors = sorted(errors, key=lambda e: (e[0], e[1]))
-        super().__init__(self.errors)
-
-    def __str__(self) -> str:
-        lines = [f"{p}:{n}: {m}" if n else f"{p}: {m}" for p, n, m in self.errors]
-        if len(lines) == 1:
-            return lines[0]
-        return f"{len(lines)} problems in the inventory:\n" + "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Effective settings of one host (defaults are the tutorial's values)."""
-
-    zk_port: int = 2181
-    zk_peer_port: int = 2888
-    zk_election_port: int = 3888
-    mesos_port: int = 5050
-    mesos_slave_port: int = 5051
-    marathon_port: int = 8080
-    repo_url: str = "http://repos.mesosphere.io/{distro}"
-    repo_suite: str = ""            # '' = `lsb_release -cs` on the host
-    repo_component: str = "main"
-    # The tutorial's key E56151BF, in full: a 32-bit id is easy to collide with a forged key.
-    repo_key_id: str = "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"
-    repo_keyserver: str = "keyserver.ubuntu.com"
-    repo_key_url: str = ""          # set: fetch the key here, not from the keyserver
-    master_packages: tuple[str, ...] = ("mesosphere",)
-    slave_packages: tuple[str, ...] = ("mesos",)
-    marathon_config_style: str = "auto"   # auto | conf-dir | env
-    quorum: int | None = None       # None = computed majority (Cluster.quorum)
-    allow_even_masters: bool = False
-    ssh_key_file: str = ""          # absolute path, '' = none
-    ssh_user: str = ""              # default for hosts without ssh_user= ('' = Fabric's config)
-    ssh_port: int = 22              # default for hosts without ssh_port=
-    zk_mesos_path: str = "/mesos"
-    zk_marathon_path: str = "/marathon"
-
-    def repo_url_for(self, distro: str, codename: str) -> str:
-        """repo_url with ``{distro}`` (lower-cased, as the tutorial's ``tr``) and ``{codename}``."""
-        return _expand(self.repo_url, distro, codename)
-
-    def repo_key_url_for(self, distro: str, codename: str) -> str:
-        return _expand(self.repo_key_url, distro, codename)
-
-
-def _expand(template: str, distro: str, codename: str) -> str:
-    return template.replace("{distro}", distro.lower()).replace("{codename}", codename)
-
-
-@dataclass(frozen=True)
-class Host:
-    name: str
-    role: str                   # "master" | "slave"
-    ip: str
-    myid: int | None
-    ssh_host: str               # defaults to ip
-    ssh_port: int
-    ssh_user: str | None        # None: let Fabric's configuration decide
-    settings: Settings = field(repr=False)
-    line: int = 0
-
-    @property
-    def is_master(self) -> bool:
-        return self.role == "master"
-
-
-@dataclass(frozen=True)
-class Cluster:
-    path: str
-    masters: tuple[Host, ...]
-    slaves: tuple[Host, ...]
-
-    @property
-    def hosts(self) -> tuple[Host, ...]:
-        return self.masters + self.slaves
-
-    @property
-    def settings(self) -> Settings:
-        """The masters' settings: the source of every cluster-wide value."""
-        return self.masters[0].settings
-
-    @property
-    def _by_myid(self) -> tuple[Host, ...]:
-        # Sorted by myid, not by line: reordering lines must change nothing
-        # in the rendered files, or every master would restart for nothing.
-        return tuple(sorted(self.masters, key=lambda h: h.myid))
-
-    @property
-    def zk_hosts(self) -> str:
-        """``ip1:2181,ip2:2181,ip3:2181``, masters in myid order."""
-        port = self.settings.zk_port
-        return ",".join(f"{h.ip}:{port}" for h in self._by_myid)
-
-    @property
-    def mesos_zk_url(self) -> str:
-        return f"zk://{self.zk_hosts}{self.settings.zk_mesos_path}"
-
-    @property
-    def marathon_zk_url(self) -> str:
-        return f"zk://{self.zk_hosts}{self.settings.zk_marathon_path}"
-
-    @property
-    def quorum(self) -> int:
-        """The explicit (validated) quorum, else a majority: floor(n/2)+1."""
-        q = self.settings.quorum
-        return q if q is not None else len(self.masters) // 2 + 1
-
-    @property
-    def zoo_servers(self) -> tuple[tuple[int, str], ...]:
-        """``((myid, ip), ...)`` sorted by myid, for the ``server.N=`` lines."""
-        return tuple((h.myid, h.ip) for h in self._by_myid)
-
-    @property
-    def zoo_server_lines(self) -> tuple[str, ...]:
-        """``server.N=ip:2888:3888`` lines, ports from the masters' settings."""
-        s = self.settings
-        return tuple(f"server.{i}={ip}:{s.zk_peer_port}:{s.zk_election_port}"
-                     for i, ip in self.zoo_servers)
-
-    def find(self, name_or_address: str, port: int | None = None) -> Host:
-        """The host named so, or with that ip, or that ssh_host.
-
-        Accepts Fabric host strings (``user@host:port``); ``port`` (or the
-        ``:port`` suffix) tells apart hosts reached through one address, as in
-        a testbed where every host is 127.0.0.1 on its own port.
-        """
-        target = name_or_address.strip()
-        if "@" in target:
-            target = target.rsplit("@", 1)[1]
-        head, sep, tail = target.rpartition(":")
-        if sep and _DIGITS.match(tail) and ":" not in head:
-            target, port = head, (int(tail) if port is None else port)
-        key = target.casefold()
-        by_name = [h for h in self.hosts if h.name.casefold() == key]
-        by_ip = [h for h in self.hosts if h.ip == target]
-        by_ssh = [h for h in self.hosts if h.ssh_host.casefold() == key
-                  and (port is None or h.ssh_port == port)]
-        for found in (by_name, by_ip, by_ssh):
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                names = ", ".join(f"{h.name} (port {h.ssh_port})" for h in found)
-                raise InventoryError([(self.path, 0,
-                    f"host {target!r} is ambiguous in the inventory {self.path}: "
-                    f"{names}; give the ssh port too")])
-        known = ", ".join(f"{h.name} ({h.ip})" for h in self.hosts)
-        raise InventoryError([(self.path, 0,
-            f"host {target!r} is not in the inventory {self.path}; known hosts: {known}")])
-
-
-# --------------------------------------------------------------------------
-# Value checks. Each takes the raw text and returns the typed value or raises
-# _Bad with a message. Values end up in shell commands, file contents and
-# apt lines, so anything with shell meaning is refused outright even though
-# other modules quote: a value that needs quoting is a typo, not a wish.
-
-class _Bad(ValueError):
-    pass
-
-
-_SHELLY = {" ": "a space", "\t": "a tab", '"': "a quote", "'": "a quote",
-           "`": "a backtick", "$": "'$'", ";": "';'", "|": "'|'", "&": "'&'",
-           "<": "'<'", ">": "'>'", "\\": "a backslash", "*": "'*'", "?": "'?'",
-           "#": "'#'", "!": "'!'", "(": "'('", ")": "')'"}
-_HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")          # Debian policy 5.6.1
-_DEB_VERSION = re.compile(r"^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")  # policy 5.6.12
-_SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
-_ZNODE = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
-_DIGITS = re.compile(r"^[0-9]{1,9}$")   # str.isdigit() also accepts '²'
-_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
-
-
-def _plain(raw: str, allow_space: bool = False) -> str:
-    for ch in raw:
-        if ch == " " and allow_space:
-            continue
-        if ch in _SHELLY:
-            raise _Bad(f"{raw!r} contains {_SHELLY[ch]}")
-        if not (" " < ch < "\x7f"):
-            raise _Bad(f"{raw!r} contains the character {ch!r}")
-    return raw
-
-
-def _is_hostname(value: str) -> bool:
-    return len(value) <= 253 and all(_HOSTNAME_LABEL.match(p) for p in value.split("."))
-
-
-def _port(raw: str, what: str = "port") -> int:
-    if not _DIGITS.match(raw) or not 1 <= int(raw) <= 65535:
-        raise _Bad(f"malformed {what} {raw!r} (expected 1-65535)")
-    return int(raw)
-
-
-def _ip(raw: str) -> str:
-    try:
-        addr = ipaddress.IPv4Address(raw)
-    except ValueError:
-        raise _Bad(f"malformed ip {raw!r} (expected an IPv4 address such as 192.0.2.1)") from None
-    # The ip is what ZooKeeper, Mesos and Marathon bind to and advertise to
-    # the other hosts; these kinds cannot serve that purpose.
-    why = ("the unspecified address" if addr.is_unspecified else
-           "a loopback address: the services would bind there and no other host could reach them"
-           if addr.is_loopback else
-           "a multicast address" if addr.is_multicast else
-           "the broadcast address" if addr == ipaddress.IPv4Address("255.255.255.255") else
-           "a reserved address" if addr.is_reserved else None)
-    if why:
-        raise _Bad(f"ip {raw} is {why}")
-    return str(addr)
-
-
-def _myid(raw: str) -> int:
-    # ZooKeeper reads myid as one integer 1-255.
-    if not _DIGITS.match(raw) or not 1 <= int(raw) <= 255:
-        raise _Bad(f"myid {raw!r} is out of range (expected an integer 1-255)")
-    return int(raw)
-
-
-def _hostname_or_ip(raw: str) -> str:
-    _plain(raw)
-    if not _is_hostname(raw):
-        raise _Bad(f"{raw!r} is not a valid hostname or IP address")
-    return raw
-
-
-def _user(raw: str) -> str:
-    _plain(raw)
-    if not _USER.match(raw):
-        raise _Bad(f"{raw!r} is not a valid user name")
-    return raw
-
-
-def _url(raw: str, optional: bool = False) -> str:
-    if not raw:
-        if optional:
-            return ""
-        raise _Bad("a URL is required")
-    _plain(raw)
-    # Only {distro} and {codename} are filled in (Settings.repo_url_for).
-    rest = re.sub(r"\{(distro|codename)\}", "", raw)
-    if "{" in rest or "}" in rest:
-        raise _Bad(f"{raw!r} has an unknown placeholder (only {{distro}} and {{codename}})")
-    parts = urllib.parse.urlsplit(rest)
-    try:
-        parts.port
-    except ValueError:
-        raise _Bad(f"{raw!r} has a malformed port") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _Bad(f"{raw!r} is not an http:// or https:// URL")
-    return raw
-
-
-def _suite(raw: str) -> str:
-    if raw:
-        _plain(raw)
-        if not _SUITE.match(raw):
-            raise _Bad(f"{raw!r} is not a valid apt suite name")
-    return raw
-
-
-def _component(raw: str) -> str:
-    _plain(raw)
-    if not _SUITE.match(raw):
-        raise _Bad(f"{raw!r} is not a valid apt component name")
-    return raw
-
-
-def _key_id(raw: str) -> str:
-    _plain(raw)
-    value = raw[2:] if raw.lower().startswith("0x") else raw
-    if len(value) not in (8, 16, 40) or not re.fullmatch(r"[0-9A-Fa-f]+", value):
-        raise _Bad(f"{raw!r} is not a key id (8, 16 or 40 hex digits)")
-    return value.upper()
-
-
-def _keyserver(raw: str) -> str:
-    _plain(raw)
-    # apt-key/gpg also take hkp://host:port, which firewalled hosts need (port 80).
-    m = re.fullmatch(r"(hkps?://)?([^:/]+)(:\d+)?/?", raw)
-    if not m or not _is_hostname(m.group(2)) or (m.group(3) and not m.group(1)):
-        raise _Bad(f"{raw!r} is not a keyserver (hostname or hkp://host:port)")
-    if m.group(3):
-        _port(m.group(3)[1:])
-    return raw
-
-
-def _packages(raw: str) -> tuple[str, ...]:
-    _plain(raw, allow_space=True)
-    names = tuple(raw.split())
-    if not names:
-        raise _Bad("at least one package is required")
-    for item in names:
-        name, eq, version = item.partition("=")
-        if not _DEB_NAME.match(name):
-            raise _Bad(f"{name!r} is not a Debian package name "
-                       "(lower case letters, digits, '+', '-', '.'; 2 characters or more)")
-        if eq and not _DEB_VERSION.match(version):
-            raise _Bad(f"{version!r} is not a Debian version (in {item!r})")
-    return names
-
-
-def _style(raw: str) -> str:
-    # Marathon <= 1.4 reads /etc/marathon/conf, >= 1.5 only /etc/default/marathon.
-    if raw not in ("auto", "conf-dir", "env"):
-        raise _Bad(f"{raw!r} is not one of auto, conf-dir, env")
-    return raw
-
-
-def _quorum(raw: str) -> int | None:
-    if raw == "":
-        return None
-    if not _DIGITS.match(raw) or int(raw) < 1:
-        raise _Bad(f"malformed quorum {raw!r} (expected a positive integer, or empty to compute it)")
-    return int(raw)
-
-
-def _bool(raw: str) -> bool:
-    value = raw.lower()
-    if value in ("true", "yes", "1"):
-        return True
-    if value in ("false", "no", "0"):
-        return False
-    raise _Bad(f"{raw!r} is not a boolean (true/false, yes/no, 1/0)")
-
-
-def _key_file(raw: str) -> str:
-    # '..' is allowed here: it is a local path, resolved below and never shelled.
-    return _plain(raw) if raw else ""
-
-
-def _znode(raw: str) -> str:
-    _plain(raw)
-    if not _ZNODE.match(raw) or any(p in (".", "..") for p in raw.split("/")):
-        raise _Bad(f"{raw!r} is not a ZooKeeper path (absolute, [A-Za-z0-9_.-] segments, "
-                   "no '.' or '..', no trailing slash)")
-    return raw
-
-
-# name -> (check, the role the setting describes: None = any host)
-_SETTINGS = {
-    "zk_port": (_port, "master"),
-    "zk_peer_port": (_port, "master"),
-    "zk_election_port": (_port, "master"),
-    "mesos_port": (_port, "master"),
-    "mesos_slave_port": (_port, "slave"),
-    "marathon_port": (_port, "master"),
-    "repo_url": (_url, None),
-    "repo_suite": (_suite, None),
-    "repo_component": (_component, None),
-    "repo_key_id": (_key_id, None),
-    "repo_keyserver": (_keyserver, None),
-    "repo_key_url": (lambda raw: _url(raw, optional=True), None),
-    "master_packages": (_packages, "master"),
-    "slave_packages": (_packages, "slave"),
-    "marathon_config_style": (_style, "master"),
-    "quorum": (_quorum, "master"),
-    "allow_even_masters": (_bool, "master"),
-    "ssh_key_file": (_key_file, None),
-    "ssh_user": (_user, None),
-    "ssh_port": (lambda raw: _port(raw, "ssh_port"), None),
-    "zk_mesos_path": (_znode, "master"),
-    "zk_marathon_path": (_znode, "master"),
-}
-assert set(_SETTINGS) == {f.name for f in fields(Settings)}
+from tasks import settings as checks
+from tasks.model import Cluster, Host, InventoryError, Settings
 
 _HOST_KEYS = ("ip", "myid", "ssh_host", "ssh_port", "ssh_user")
 _MASTER_PORTS = ("zk_port", "zk_peer_port", "zk_election_port", "mesos_port", "marathon_port")
@@ -559,7 +140,7 @@ class _Parser:
 
     def host_line(self, n: int, line: str, role: str, section: str) -> None:
         name, *tokens = line.split()
-        if (tokens and tokens[0].startswith("=")) or name.split("=")[0] in _SETTINGS:
+        if (tokens and tokens[0].startswith("=")) or name.split("=")[0] in checks.BY_NAME:
             self.error(n, f"{line!r} looks like a setting: settings go in [all:vars] "
                        f"or {section[:-1]}:vars]")
             return
@@ -577,7 +158,7 @@ class _Parser:
             self.hosts.append(_RawHost(name, "!" + role, n, group=section))
             return
         ok = True
-        if not _is_hostname(name):
+        if not checks.is_hostname(name):
             self.error(n, f"host name {name!r} is not a valid hostname "
                        "(letters, digits, '-', dots between labels)")
             ok = False
@@ -592,24 +173,24 @@ class _Parser:
             seen.add(key)
             if key not in _HOST_KEYS:
                 hint = (f"; settings go in [all:vars] or {section[:-1]}:vars]"
-                        if key in _SETTINGS else f" (known: {', '.join(_HOST_KEYS)})")
+                        if key in checks.BY_NAME else f" (known: {', '.join(_HOST_KEYS)})")
                 self.error(n, f"unknown host key {key!r} on host {name!r}{hint}")
                 ok = False
                 continue
             try:
                 if key == "ip":
-                    host.ip = _ip(value)
+                    host.ip = checks.ip(value)
                 elif key == "myid":
                     if role != "master":
-                        raise _Bad("myid is for masters only (slaves do not run ZooKeeper)")
-                    host.myid = _myid(value)
+                        raise checks.BadValue("myid is for masters only (slaves do not run ZooKeeper)")
+                    host.myid = checks.myid(value)
                 elif key == "ssh_host":
-                    host.ssh_host = _hostname_or_ip(value)
+                    host.ssh_host = checks.hostname_or_ip(value)
                 elif key == "ssh_port":
-                    host.ssh_port = _port(value, "ssh_port")
+                    host.ssh_port = checks.port(value, "ssh_port")
                 else:
-                    host.ssh_user = _user(value)
-            except _Bad as e:
+                    host.ssh_user = checks.user(value)
+            except checks.BadValue as e:
                 msg = str(e) if key in str(e) else f"{key} {e}"
                 self.error(n, f"host {name!r}: {msg}")
                 ok = False
@@ -635,14 +216,15 @@ class _Parser:
             self.error(n, f"malformed setting line {line!r} (expected key = value)")
             return
         key, value = (s.strip() for s in line.split("=", 1))
-        if key not in _SETTINGS:
+        if key not in checks.BY_NAME:
             if not key or not re.fullmatch(r"\w+", key):
                 self.error(n, f"malformed setting line {line!r} (expected key = value)")
             else:
                 hint = "; host keys go on the host's line" if key in _HOST_KEYS else ""
                 self.error(n, f"unknown setting {key!r}{hint}")
             return
-        check, describes = _SETTINGS[key]
+        setting = checks.BY_NAME[key]
+        check, describes = setting.check, setting.describes
         if scope != "all" and describes and describes != scope:
             other = "masters" if describes == "master" else "slaves"
             self.error(n, f"{key!r} cannot be set in {section}: it describes the {other}; "
@@ -655,7 +237,7 @@ class _Parser:
             return
         try:
             typed = check(value)
-        except _Bad as e:
+        except checks.BadValue as e:
             self.error(n, f"{key}: {e}")
             self.broken.add(key)
             self.vars[scope][key] = (None, n, section)
@@ -671,10 +253,11 @@ class _Parser:
 
     def effective(self, role: str) -> dict[str, tuple[object, int]]:
         """name -> (value, line it came from; 0 = default) for one role."""
-        out = {f.name: (f.default, 0) for f in fields(Settings)}
-        for key, (_, describes) in _SETTINGS.items():
+        out = {s.name: (s.default, 0) for s in checks.SETTINGS}
+        for s in checks.SETTINGS:
+            key = s.name
             # A setting describing one role takes that role's value everywhere.
-            for scope in ("all", describes or role):
+            for scope in ("all", s.describes or role):
                 if key in self.vars[scope]:
                     value, line, _ = self.vars[scope][key]
                     out[key] = (value, line)

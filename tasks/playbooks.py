@@ -1,11 +1,14 @@
 """The order of the steps: the tutorial's, per role, and the whole cluster's.
 
 `runbooks/bootstrap-cluster.md` lists the same steps in the same order; a unit test holds the
-two together. A phase is (roles, steps): the hosts of those roles run the steps, in parallel.
+two together. A stage is (roles, steps): the hosts of those roles run the steps, in parallel.
+Restarts are ordered across hosts by `RESTART_ORDER` whatever the playbook: ZooKeeper first,
+then mesos-master and Marathon once the ensemble serves.
 """
 
 from __future__ import annotations
 
+from tasks.runner import Stage
 from tasks.steps import config, install, service
 
 MASTER = (
@@ -33,12 +36,15 @@ SLAVE = (
 # Every step once, in the order it first appears (the fab tasks and the tests use it).
 STEPS = tuple(dict.fromkeys(MASTER + SLAVE))
 
-# The whole cluster: masters in parallel with the ZooKeeper ensemble formed before mesos-master
-# and Marathon start (they need it to elect leaders), then the slaves in parallel. A master that
-# failed stops the run before any slave is touched (see `cli.run_phases`).
-CLUSTER = (
-    (("master",), MASTER[:-1] + (service.start_services_step(("zookeeper",)),
-                                  service.WAIT_ZOOKEEPER,
-                                  service.start_services_step(("mesos-master", "marathon")))),
-    (("slave",), SLAVE),
-)
+RESTART_ORDER = service.RESTART_ORDER
+
+MASTERS = (Stage(("master",), MASTER),)
+SLAVES = (Stage(("slave",), SLAVE),)
+# The whole cluster: the masters, then the slaves; a master that failed stops the run before
+# any slave is changed.
+CLUSTER = MASTERS + SLAVES
+
+
+def step_stages(step) -> tuple[Stage, ...]:
+    """One step on every host it applies to."""
+    return (Stage(step.roles, (step,)),)

@@ -1,7 +1,7 @@
 """The text of every file the steps write, rendered from inventory values. Pure: no host, no I/O.
 
 Each function is golden-tested in tests/unit/test_render.py. Values come from
-`tasks.inventory.Cluster`, which derives them once (zk URLs, server lines, quorum), so no
+`tasks.model.Cluster`, which derives them once (zk URLs, server lines, quorum), so no
 address is ever typed twice.
 """
 

@@ -1,12 +1,11 @@
-"""Every shell command this project sends to a host is built here, and nowhere else.
+"""The shell commands that change a host: atomic file writes, restart marks, apt, keys.
 
-Each function returns a command string; nothing here opens a connection, so every command can be
-checked in a unit test. All values reach the shell through `shlex.quote` (`q`), file contents
-travel base64-encoded, and the commands stick to POSIX sh and coreutils so they run the same on
+The other shell this project sends lives beside what it serves: each fact's command beside its
+parser in `tasks.facts`, each init system's service commands in `tasks.init`. All of them
+quote every value with `q` (`shlex.quote`) and return a command string; nothing here opens a
+connection, so every command can be checked, and run, in a unit test. File contents travel
+base64-encoded, and the commands stick to POSIX sh and coreutils so they run the same on
 Ubuntu 14.04 (upstart) and on current systemd hosts.
-
-These are patchwork's idioms (`exists`, `append`, ...) rebuilt with proper quoting: patchwork
-itself cannot be installed beside Fabric 3 (see the README).
 """
 
 from __future__ import annotations
@@ -21,134 +20,9 @@ q = shlex.quote
 # restart is owed even when the steps run in separate `fab` invocations (the runbook's way).
 MARKER_DIR = "/var/lib/mesos-fab/restart"
 
-# Marker in the fact-gathering output; see `gather` and `facts.parse_gather`.
-PROBE_PREFIX = "@@probe"
-
-
-# --- facts -----------------------------------------------------------------------------------
-
-def gather(probes: dict[str, str]) -> str:
-    """One script that runs every probe and prints, per probe, its exit code and base64 output.
-
-    A single round trip per host and step: the output of each probe is kept apart (base64 on one
-    line) and its exit status is kept too, which `test`-style probes need. `printf '#%s' $?`
-    after the output protects trailing newlines from the command substitution; the probe runs
-    in a subshell so that an `exit` in it ends only the probe.
-    """
-    lines = []
-    for name, command in probes.items():
-        if not name.replace("_", "").replace("-", "").replace(".", "").replace("/", "").isalnum():
-            raise ValueError(f"bad probe name {name!r}")
-        lines.append(
-            f"o=$( ( {command} ) 2>/dev/null; printf '#%s' \"$?\" ); "
-            f"printf '%s %s %s ' {q(PROBE_PREFIX)} {q(name)} \"${{o##*#}}\"; "
-            f"printf '%s' \"${{o%#*}}\" | base64 | tr -d '\\n'; echo"
-        )
-    return "\n".join(lines)
-
-
-def init_system() -> str:
-    """Prints systemd, upstart or sysv: the init system that manages services on this host."""
-    return (
-        "if [ -d /run/systemd/system ]; then echo systemd; "
-        "elif [ -x /sbin/initctl ] && /sbin/initctl version 2>/dev/null | grep -q upstart; "
-        "then echo upstart; else echo sysv; fi"
-    )
-
-
-def read_file(path: str) -> str:
-    """First line `mode owner group`, then the content; exit 3 when the file does not exist."""
-    p = q(path)
-    return f"if [ -e {p} ]; then stat -c '%a %U %G' {p} && cat {p}; else exit 3; fi"
-
-
-def exists(path: str) -> str:
-    return f"test -e {q(path)}"
-
 
 def restart_marker(service: str) -> str:
     return posixpath.join(MARKER_DIR, service)
-
-
-def package_status(packages: list[str]) -> str:
-    """`name status version` per package that dpkg knows of (installed or not)."""
-    names = " ".join(q(p.split("=", 1)[0]) for p in packages)
-    return f"dpkg-query -W -f '${{Package}} ${{Status}} ${{Version}}\\n' {names}"
-
-
-def package_candidate(package: str) -> str:
-    """apt's candidate version for a package that is not installed, or `(none)` when no source
-    offers it; nothing for an installed one (apt-cache is slow, and a re-run needs no answer)."""
-    p = q(package)
-    return (f"dpkg-query -W -f '${{Status}}' {p} 2>/dev/null | grep -q ' installed$' || "
-            f"apt-cache policy {p} | sed -n 's/^ *Candidate: *//p'")
-
-
-def lsb_release() -> str:
-    """Two lines: the distributor id (`Ubuntu`, `Debian`) and the codename (`trusty`), from one
-    run of lsb_release, a Python script that costs a tenth of a second a call."""
-    return "lsb_release -s -i -c"
-
-
-def apt_supports_signed_by() -> str:
-    """Exit 0 when apt understands `[signed-by=...]` in sources (apt 1.1 and later)."""
-    return "dpkg --compare-versions \"$(dpkg-query -W -f '${Version}' apt)\" ge 1.1"
-
-
-def keyring_fingerprints(keyring: str) -> str:
-    """Fingerprints in a keyring file, with a throw-away GnuPG home so root's is not touched."""
-    return (
-        f"test -s {q(keyring)} && g=$(mktemp -d) && "
-        f"gpg --homedir \"$g\" --batch --no-default-keyring --keyring {q(keyring)} "
-        "--with-colons --fingerprint | sed -n 's/^fpr:*\\([0-9A-F]*\\):*$/\\1/p'; "
-        "r=$?; rm -rf \"$g\"; exit $r"
-    )
-
-
-def apt_key_fingerprints() -> str:
-    """Fingerprints in apt's legacy trusted keyring, asked only where apt has no signed-by:
-    `apt-key` costs more than half a second of gpg per host, and is gone from new releases."""
-    return (f"{apt_supports_signed_by()} || "
-            "apt-key adv --with-colons --fingerprint | sed -n 's/^fpr:*\\([0-9A-F]*\\):*$/\\1/p'")
-
-
-def service_running(init: str, service: str) -> str:
-    """Exit 0 when the service's process is up.
-
-    On systemd, `is-active` alone is not enough for SysV scripts run through the compatibility
-    layer (ZooKeeper on Debian): their unit stays "active (exited)" after the JVM died, so the
-    script's own `status` is asked too.
-    """
-    s = q(service)
-    if init == "systemd":
-        return (f"systemctl is-active --quiet {s} && "
-                f"{{ [ ! -x /etc/init.d/{s} ] || /etc/init.d/{s} status >/dev/null; }}")
-    if init == "upstart":
-        return f"status {s} 2>/dev/null | grep -q start/running"
-    return f"service {s} status >/dev/null"
-
-
-def service_enabled(init: str, service: str) -> str:
-    """Exit 0 when the service starts at boot."""
-    s = q(service)
-    if init == "systemd":
-        return f"systemctl is-enabled --quiet {s}"
-    if init == "upstart":
-        return f"test -e /etc/init/{s}.conf && ! grep -qsx manual /etc/init/{s}.override"
-    return f"ls /etc/rc2.d/S*{s} >/dev/null 2>&1"
-
-
-def service_installed(init: str, service: str) -> str:
-    s = q(service)
-    if init == "systemd":
-        return (f"systemctl list-unit-files {s}.service 2>/dev/null | grep -q '^{service}\\.service'"
-                f" || test -x /etc/init.d/{s}")
-    if init == "upstart":
-        return f"test -e /etc/init/{s}.conf || test -x /etc/init.d/{s}"
-    return f"test -x /etc/init.d/{s}"
-
-
-# --- changes ---------------------------------------------------------------------------------
 
 def write_file(path: str, content: str, *, mode: str = "644", owner: str = "root",
                group: str = "root", restart: tuple[str, ...] = ()) -> str:
@@ -227,68 +101,9 @@ def apt_key_recv(key_id: str, *, key_url: str = "", keyserver: str = "") -> str:
     return f"apt-key adv --keyserver {q(keyserver)} --recv {q(key_id.upper())}"
 
 
-def service_restart(init: str, service: str) -> str:
-    """Start or restart: `restart` also starts a stopped service, and a SysV script whose
-    process died needs `restart` because its unit still counts as active."""
-    s = q(service)
-    if init == "systemd":
-        return f"systemctl restart {s}"
-    if init == "upstart":
-        # `restart` on a stopped job fails with "Unknown instance": start it instead.
-        return f"{{ restart {s} 2>/dev/null || start {s}; }}"
-    return f"service {s} restart"
-
-
-def verify_running(init: str, services: tuple[str, ...], settle: int = 3) -> str:
-    """After (re)starts: fail, with the service's last log lines, if one is not running.
-
-    A daemon that rejects its flags or its checkpoint exits within a second of starting, while
-    systemd's `restart` has already returned success; `settle` seconds catch that. The
-    message comes last, where the failure report (the last lines of stderr) shows it.
-    """
-    checks = []
-    for svc in services:
-        logs = (f"journalctl -u {q(svc)} -n 8 --no-pager -o cat >&2" if init == "systemd"
-                else f"tail -n 8 /var/log/upstart/{q(svc)}.log >&2" if init == "upstart" else "true")
-        checks.append(f"{{ {service_running(init, svc)} ; }} || "
-                      f"{{ {logs}; echo {q(svc + ' is not running after its start (log above)')} >&2; exit 1; }}")
-    return f"sleep {int(settle)}; " + "; ".join(checks)
-
-
-def service_enable(init: str, service: str) -> str:
-    s = q(service)
-    if init == "systemd":
-        return f"systemctl enable --quiet {s}"
-    if init == "upstart":
-        return f"rm -f /etc/init/{s}.override"
-    return f"update-rc.d {s} defaults"
-
-
-def service_disable_now(init: str, service: str) -> str:
-    """Stop now and keep from starting at boot (the tutorial's `stop X` + `X.override`)."""
-    s = q(service)
-    if init == "systemd":
-        # Not `disable --now`: for SysV scripts (Debian's zookeeper) systemctl hands the
-        # disabling to systemd-sysv-install and then skips the stop.
-        return f"systemctl disable --quiet {s} && systemctl stop {s}"
-    if init == "upstart":
-        override = write_file(f"/etc/init/{service}.override", "manual\n")
-        # "Unknown instance" from `stop` means it was not running: success.
-        return f"{override} && {{ stop {s} 2>&1 | grep -v 'Unknown instance' >&2; true; }}"
-    return f"service {s} stop; update-rc.d {s} disable"
-
-
-def wait_zookeeper_serving(port: int, modes: tuple[str, ...], seconds: int) -> str:
-    """Poll the local ZooKeeper with `srvr` until it reports one of `modes` (quorum reached).
-
-    bash's /dev/tcp rather than nc, which minimal installs lack; ZooKeeper closes the
-    connection after answering a four-letter word, so `cat` ends.
-    """
-    pattern = "^Mode: \\(" + "\\|".join(modes) + "\\)$"
-    ask = f"exec 3<>/dev/tcp/127.0.0.1/{int(port)} && echo srvr >&3 && cat <&3"
+def wait_until(check: str, seconds: int, failure: str) -> str:
+    """Run `check` once a second until it succeeds; after `seconds` tries, fail with `failure`."""
     return (
-        f"i=0; while [ $i -lt {int(seconds)} ]; do "
-        f"timeout 3 bash -c {q(ask)} 2>/dev/null | grep -q {q(pattern)} && exit 0; "
-        "i=$((i+1)); sleep 1; done; "
-        f"echo \"ZooKeeper on port {int(port)} did not reach quorum within {int(seconds)} s\" >&2; exit 1"
+        f"i=0; while [ $i -lt {int(seconds)} ]; do {{ {check} ; }} && exit 0; "
+        f"i=$((i+1)); sleep 1; done; echo {q(failure)} >&2; exit 1"
     )

@@ -2,7 +2,7 @@
 
 The real `mesos`, `marathon`, `chronos` and `mesosphere` packages are not available to these
 machines, so the testbed serves its own: .debs built with `dpkg-deb` that install the same files,
-conffiles, units and maintainer-script behaviour as the real ones (mesos-facts.md §1-2), with the
+conffiles, units and maintainer-script behaviour as the real ones (Mesosphere's packaging), with the
 Python stand-in daemons of `testbed/standins` in place of the real binaries. The repository has
 the layout apt expects (`debian/dists/<suite>/...`, `debian/pool/...`) and is signed with a
 testbed key generated once and cached, so the project's tasks can exercise `signed-by` keyrings
@@ -325,8 +325,17 @@ def _meta(root, version):
 _PACKAGES = {"mesos": _mesos, "marathon": _marathon, "chronos": _chronos, "mesosphere": _meta}
 
 
-def _inputs_digest(suite, marathon_version, releases, fingerprint):
-    h = hashlib.sha256(json.dumps([suite, marathon_version, releases, fingerprint]).encode())
+def sources_digest():
+    """A hash of everything in this checkout that goes into the packages. Testbed instances
+    started from different checkouts share the cache: each version of the sources builds in a
+    directory of its own, so one rebuild never pulls files from under another's server."""
+    h = hashlib.sha256()
     for path in sorted([pathlib.Path(__file__), *STANDINS.glob("*.py"), *PKG.iterdir()]):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _inputs_digest(suite, marathon_version, releases, fingerprint):
+    h = hashlib.sha256(json.dumps([suite, marathon_version, releases, fingerprint]).encode())
+    h.update(sources_digest().encode())
     return h.hexdigest()

@@ -7,8 +7,9 @@ derived properties, so the tutorial's mix of 192.0.2.x and 192.168.2.x cannot ha
 
 from __future__ import annotations
 
-from tasks import facts, render, shell
-from tasks.runner import Change, HostContext, Step, StepError
+from tasks import facts, render
+from tasks.facts import Facts
+from tasks.step import Change, HostContext, Step, StepError
 from tasks.steps import files
 from tasks.steps.service import AGENT_INFO_MARK
 
@@ -17,24 +18,24 @@ ZK_MISSING = "ZooKeeper is not installed on {host} ({dir} is missing): run insta
 MESOS_MISSING = "Mesos is not installed on {host} ({dir} is missing): run install-{role} first"
 
 
-def file_step(name: str, roles: tuple[str, ...], wanted, restart, require_dir) -> Step:
+def file_step(name: str, roles: tuple[str, ...], help: str, wanted, restart, require_dir) -> Step:
     """A step that makes a few files hold rendered text.
 
     `wanted(ctx)` gives {path: content}, `restart(ctx)` the services reading them and
     `require_dir(ctx)` the package directory that must exist (else the package is missing and
     writing would create a directory the package later trips over).
     """
-    def probes(ctx: HostContext) -> dict[str, str]:
-        return {"dir": shell.exists(require_dir(ctx)), **files.probes(list(wanted(ctx)))}
+    def needs(ctx: HostContext) -> list[str]:
+        return [facts.directory(require_dir(ctx))] + files.needs(list(wanted(ctx)))
 
-    def plan(ctx: HostContext, found: dict[str, facts.Probe]) -> list[Change]:
+    def plan(ctx: HostContext, found: Facts) -> list[Change]:
         directory = require_dir(ctx)
-        if not found["dir"].ok:
+        if not found[facts.directory(directory)]:
             template = ZK_MISSING if directory.startswith("/etc/zookeeper") else MESOS_MISSING
             raise StepError(template.format(host=ctx.host.name, dir=directory, role=ctx.host.role))
         return files.plan(found, wanted(ctx), restart=restart(ctx))
 
-    return Step(name, roles, probes, plan)
+    return Step(name, roles, help, needs, plan)
 
 
 def _mesos_services(ctx: HostContext) -> tuple[str, ...]:
@@ -43,11 +44,13 @@ def _mesos_services(ctx: HostContext) -> tuple[str, ...]:
 
 WRITE_ZK = file_step(
     "write-zk", ("master", "slave"),
+    "Write /etc/mesos/zk: the masters' ZooKeeper URL, on every host.",
     lambda ctx: {"/etc/mesos/zk": render.line(ctx.cluster.mesos_zk_url)},
     _mesos_services, lambda ctx: "/etc/mesos")
 
 WRITE_MYID = file_step(
     "write-myid", ("master",),
+    "Write the master's pinned ZooKeeper id to /etc/zookeeper/conf/myid.",
     lambda ctx: {f"{ZK_CONF}/myid": render.line(ctx.host.myid)},
     lambda ctx: ("zookeeper",), lambda ctx: ZK_CONF)
 
@@ -57,11 +60,14 @@ def _zoo_cfg(ctx: HostContext) -> dict[str, str]:
                                                  client_port=ctx.cluster.settings.zk_port)}
 
 
-WRITE_ZOO_CFG = file_step("write-zoo-cfg", ("master",), _zoo_cfg,
-                          lambda ctx: ("zookeeper",), lambda ctx: ZK_CONF)
+WRITE_ZOO_CFG = file_step(
+    "write-zoo-cfg", ("master",),
+    "Write the whole zoo.cfg: data dir, server lines, 4lw whitelist, no AdminServer.",
+    _zoo_cfg, lambda ctx: ("zookeeper",), lambda ctx: ZK_CONF)
 
 SET_QUORUM = file_step(
     "set-quorum", ("master",),
+    "Write /etc/mesos-master/quorum: a majority of the masters.",
     lambda ctx: {"/etc/mesos-master/quorum": render.line(ctx.cluster.quorum)},
     lambda ctx: ("mesos-master",), lambda ctx: "/etc/mesos-master")
 
@@ -78,7 +84,9 @@ def _ip_hostname(ctx: HostContext) -> dict[str, str]:
 
 
 SET_IP_HOSTNAME = file_step(
-    "set-ip-hostname", ("master", "slave"), _ip_hostname,
+    "set-ip-hostname", ("master", "slave"),
+    "Write /etc/mesos-{master,slave}/{ip,hostname} from the inventory.",
+    _ip_hostname,
     # An agent's ip and hostname are part of its identity: see service.AGENT_INFO_MARK.
     lambda ctx: ("mesos-master",) if ctx.host.role == "master" else ("mesos-slave", AGENT_INFO_MARK),
     _flag_dir)
@@ -88,14 +96,28 @@ SET_IP_HOSTNAME = file_step(
 MARATHON_DEFAULTS = "/etc/default/marathon"
 
 
-def marathon_style(setting: str, version: str) -> str:
-    """conf-dir for Marathon <= 1.4, env for >= 1.5, unless the inventory says which."""
-    if setting != "auto":
-        return setting
+def version_tuple(version: str) -> tuple[int, ...]:
+    """Leading numeric part of a Debian version: `1:1.4.8-1.0.660.debian90` → (1, 4, 8)."""
+    upstream = version.split(":", 1)[-1].split("-", 1)[0]
+    numbers = []
+    for piece in upstream.split("."):
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        numbers.append(int(digits))
+    return tuple(numbers)
+
+
+def marathon_style(version: str | None) -> str:
+    """conf-dir for Marathon <= 1.4, env for >= 1.5 (marathon_config_style = auto)."""
     if not version:
         raise StepError("marathon is not installed, so its version cannot choose the config "
                         "style: run install-master first, or set marathon_config_style")
-    return "env" if facts.version_tuple(version)[:2] >= (1, 5) else "conf-dir"
+    return "env" if version_tuple(version)[:2] >= (1, 5) else "conf-dir"
 
 
 def _marathon_wanted(ctx: HostContext, style: str) -> dict[str, str]:
@@ -106,18 +128,24 @@ def _marathon_wanted(ctx: HostContext, style: str) -> dict[str, str]:
     return render.marathon_conf_dir(**values)
 
 
-def _marathon_probes(ctx: HostContext) -> dict[str, str]:
-    probes = {"marathon": shell.package_status(["marathon"])}
-    for style in ("env", "conf-dir"):
-        probes.update(files.probes(list(_marathon_wanted(ctx, style)), prefix=style.replace("-", "")))
-    return probes
+def _marathon_needs(ctx: HostContext) -> list[str]:
+    # Only `auto` asks for the installed version: a version fixed in the inventory needs no
+    # fact that an install makes unknowable.
+    style = ctx.host.settings.marathon_config_style
+    version = [facts.package("marathon")] if style == "auto" else []
+    paths = [p for s in (("env", "conf-dir") if style == "auto" else (style,))
+             for p in _marathon_wanted(ctx, s)]
+    return version + files.needs(paths)
 
 
-def _marathon_plan(ctx: HostContext, found: dict[str, facts.Probe]) -> list[Change]:
-    pkg = facts.packages(found["marathon"]).get("marathon")
-    style = marathon_style(ctx.host.settings.marathon_config_style, pkg.version if pkg else "")
-    return files.plan(found, _marathon_wanted(ctx, style), restart=("marathon",),
-                      prefix=style.replace("-", ""))
+def _marathon_plan(ctx: HostContext, found: Facts) -> list[Change]:
+    style = ctx.host.settings.marathon_config_style
+    if style == "auto":
+        style = marathon_style(found[facts.package("marathon")])
+    return files.plan(found, _marathon_wanted(ctx, style), restart=("marathon",))
 
 
-CONFIGURE_MARATHON = Step("configure-marathon", ("master",), _marathon_probes, _marathon_plan)
+CONFIGURE_MARATHON = Step(
+    "configure-marathon", ("master",),
+    "Configure Marathon (conf dir for <= 1.4, /etc/default/marathon for >= 1.5).",
+    _marathon_needs, _marathon_plan)

@@ -3,36 +3,28 @@
 from __future__ import annotations
 
 from tasks import facts, report, shell
-from tasks.runner import Change, StepError
+from tasks.facts import Facts, File
+from tasks.step import Change
 
 
-def probes(paths: list[str], prefix: str = "file") -> dict[str, str]:
-    return {f"{prefix}{i}": shell.read_file(p) for i, p in enumerate(paths)}
+def needs(paths: list[str]) -> list[str]:
+    return [facts.file(p) for p in paths] + [facts.RESTART_MARKS]
 
 
-def plan(found: dict[str, facts.Probe], wanted: dict[str, str], *,
-         restart: tuple[str, ...] = (), mode: str = "644", prefix: str = "file") -> list[Change]:
-    """A write for each file whose content, mode or owner differs from what is wanted.
-
-    `wanted` must be in the order given to `probes`.
-    """
+def plan(found: Facts, wanted: dict[str, str], *, restart: tuple[str, ...] = (),
+         mode: str = "644") -> list[Change]:
+    """A write for each file whose content, mode or owner differs from what is wanted; each
+    write marks the services in `restart` for a restart."""
     changes = []
-    for i, (path, content) in enumerate(wanted.items()):
-        try:
-            fact = facts.file_fact(found[f"{prefix}{i}"])
-        except ValueError as exc:
-            raise StepError(f"{path}: {exc}") from None
-        if fact.exists and fact.content == content and (fact.mode, fact.owner, fact.group) == (mode, "root", "root"):
+    marks = found[facts.RESTART_MARKS] | frozenset(restart)
+    for path, content in wanted.items():
+        have = found[facts.file(path)]
+        want = File(content, mode)
+        if have == want:
             continue
-        if fact.exists and fact.content == content:
-            summary = f"fix mode/owner of {path}"
-        else:
-            summary = f"write {path}"
-        changes.append(Change(summary, shell.write_file(path, content, mode=mode, restart=restart),
-                              report.unified_diff(path, fact.content if fact.exists else None, content)))
+        summary = f"fix mode/owner of {path}" if have and have.content == content else f"write {path}"
+        changes.append(Change(
+            summary, shell.write_file(path, content, mode=mode, restart=restart),
+            report.unified_diff(path, have.content if have else None, content),
+            sets={facts.file(path): want, facts.RESTART_MARKS: marks}))
     return changes
-
-
-def require(found: dict[str, facts.Probe], name: str, message: str) -> None:
-    if not found[name].ok:
-        raise StepError(message)

@@ -9,51 +9,64 @@ and later); `apt-key`, gone from current releases, is used only where apt needs 
 from __future__ import annotations
 
 from tasks import facts, render, shell
-from tasks.runner import Change, HostContext, Step, StepError
+from tasks.facts import Facts
+from tasks.step import Change, HostContext, Step, StepError
 from tasks.steps import files
 
 SOURCES_FILE = "/etc/apt/sources.list.d/mesosphere.list"
 KEYRING = "/etc/apt/keyrings/mesosphere.gpg"
 
 
-def _repo_probes(ctx: HostContext) -> dict[str, str]:
-    return {
-        "lsb": shell.lsb_release(),
-        "signed_by": shell.apt_supports_signed_by(),
-        **files.probes([SOURCES_FILE]),
-        "keyring": shell.keyring_fingerprints(KEYRING),
-        "apt_key": shell.apt_key_fingerprints(),
-    }
+def key_present(fingerprints: frozenset[str], key_id: str) -> bool:
+    """A short or long key id matches the end of a fingerprint, as gpg itself matches them."""
+    kid = key_id.upper()
+    return any(f.endswith(kid) for f in fingerprints)
 
 
-def _repo_plan(ctx: HostContext, found: dict[str, facts.Probe]) -> list[Change]:
+def _apt_update() -> Change:
+    # New package lists: apt's candidates are unknown until the update has run.
+    return Change("apt-get update", shell.apt_update(), forgets=("candidate",))
+
+
+def _repo_needs(ctx: HostContext) -> list[str]:
+    return [facts.LSB_RELEASE, facts.APT_SIGNED_BY, facts.keyring(KEYRING), facts.APT_KEY,
+            *files.needs([SOURCES_FILE])]
+
+
+def _repo_plan(ctx: HostContext, found: Facts) -> list[Change]:
     s = ctx.host.settings
-    lsb = found["lsb"].out.split() if found["lsb"].ok else []
-    distro, codename = lsb if len(lsb) == 2 else ("", "")
+    distro, codename = found[facts.LSB_RELEASE] or ("", "")
     templates = s.repo_url + s.repo_key_url
     if not codename and (not s.repo_suite or "{distro}" in templates or "{codename}" in templates):
         raise StepError("lsb_release failed: install the lsb-release package, or set "
                         "repo_suite and a repo_url/repo_key_url without {distro} or {codename}")
-    signed_by = found["signed_by"].ok
+    signed_by = found[facts.APT_SIGNED_BY]
     changes = []
     key_source = dict(key_url=s.repo_key_url_for(distro, codename), keyserver=s.repo_keyserver)
     if signed_by:
-        if not facts.key_present(facts.fingerprints(found["keyring"]), s.repo_key_id):
+        keys = found[facts.keyring(KEYRING)]
+        if not key_present(keys, s.repo_key_id):
             changes.append(Change(f"install key {s.repo_key_id} into {KEYRING}",
-                                  shell.fetch_key_to_keyring(s.repo_key_id, KEYRING, **key_source)))
-    elif not facts.key_present(facts.fingerprints(found["apt_key"]), s.repo_key_id):
-        changes.append(Change(f"add key {s.repo_key_id} with apt-key",
-                              shell.apt_key_recv(s.repo_key_id, **key_source)))
+                                  shell.fetch_key_to_keyring(s.repo_key_id, KEYRING, **key_source),
+                                  sets={facts.keyring(KEYRING): keys | {s.repo_key_id}}))
+    else:
+        keys = found[facts.APT_KEY]
+        if not key_present(keys, s.repo_key_id):
+            changes.append(Change(f"add key {s.repo_key_id} with apt-key",
+                                  shell.apt_key_recv(s.repo_key_id, **key_source),
+                                  sets={facts.APT_KEY: keys | {s.repo_key_id}}))
     source = render.apt_source(s.repo_url_for(distro, codename), s.repo_suite or codename,
                                s.repo_component, KEYRING if signed_by else None)
     changes += files.plan(found, {SOURCES_FILE: source})
     if changes:
         # Only when the source or the key changed: an update is the slow part of a re-run.
-        changes.append(Change("apt-get update", shell.apt_update()))
+        changes.append(_apt_update())
     return changes
 
 
-ADD_REPO = Step("add-repo", ("master", "slave"), _repo_probes, _repo_plan)
+ADD_REPO = Step("add-repo", ("master", "slave"),
+                "Add the Mesosphere apt repository and its signing key (apt-get update only on change).",
+                _repo_needs, _repo_plan)
 
 
 def _packages(ctx: HostContext) -> tuple[str, ...]:
@@ -61,32 +74,36 @@ def _packages(ctx: HostContext) -> tuple[str, ...]:
     return s.master_packages if ctx.host.role == "master" else s.slave_packages
 
 
-def _install_probes(ctx: HostContext) -> dict[str, str]:
-    pkgs = list(_packages(ctx))
-    probes = {"status": shell.package_status(pkgs)}
-    probes.update({f"candidate{i}": shell.package_candidate(p.split("=", 1)[0]) for i, p in enumerate(pkgs)})
-    return probes
+def _names(ctx: HostContext) -> list[str]:
+    return [p.split("=", 1)[0] for p in _packages(ctx)]
 
 
-def _install_plan(ctx: HostContext, found: dict[str, facts.Probe]) -> list[Change]:
-    installed = facts.packages(found["status"])
+def _install_needs(ctx: HostContext) -> list[str]:
+    return [facts.package(n) for n in _names(ctx)] + [facts.candidate(n) for n in _names(ctx)]
+
+
+def _install_plan(ctx: HostContext, found: Facts) -> list[Change]:
     missing = []
-    for i, wanted in enumerate(_packages(ctx)):
+    for wanted in _packages(ctx):
         name, _, version = wanted.partition("=")
-        have = installed.get(name)
-        if have and have.installed and (not version or have.version == version):
+        have = found[facts.package(name)]
+        if have and (not version or have == version):
             continue
-        missing.append((i, wanted))
+        missing.append(wanted)
     if not missing:
         return []
     changes = []
-    if any(found[f"candidate{i}"].out.strip() in ("", "(none)") for i, _ in missing):
+    if any(not found[facts.candidate(w.partition("=")[0])] for w in missing):
         # The package lists predate the repository (or were cleaned): refresh them first.
-        changes.append(Change("apt-get update", shell.apt_update()))
-    names = [w for _, w in missing]
-    changes.append(Change(f"install {' '.join(names)}", shell.apt_install(names)))
+        changes.append(_apt_update())
+    changes.append(Change(f"install {' '.join(missing)}", shell.apt_install(missing),
+                          forgets=facts.CHANGED_BY_PACKAGES))
     return changes
 
 
-INSTALL_MASTER = Step("install-master", ("master",), _install_probes, _install_plan)
-INSTALL_SLAVE = Step("install-slave", ("slave",), _install_probes, _install_plan)
+INSTALL_MASTER = Step("install-master", ("master",),
+                      "Install the master packages (mesosphere meta package by default).",
+                      _install_needs, _install_plan)
+INSTALL_SLAVE = Step("install-slave", ("slave",),
+                     "Install the slave packages (mesos by default).",
+                     _install_needs, _install_plan)

@@ -3,7 +3,7 @@
 The real packages cannot be installed on the testbed's hosts (no package source carries them),
 so `testbed.repo.build_repo` packs these modules into .debs that install the same files, flags,
 units and HTTP API as the real `mesos`, `marathon` and `chronos` packages
-(see /work/shared/notes/mesos-facts.md). They are small and readable on purpose: enough of the
+(apache/mesos, mesosphere/marathon: their packaging, flags and REST docs). They are small and readable on purpose: enough of the
 real behaviour for the project's tasks and runbooks to be tested on real hosts, nothing more.
 
 Stdlib + kazoo only; kazoo 2.9.0 (Debian bookworm's python3-kazoo) must keep working.

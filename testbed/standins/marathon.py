@@ -18,7 +18,7 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
   agent removed) is replaced after unreachableStrategy.inactiveAfterSeconds (marathon_tasks.py);
 - `--enable_features maintenance_mode` (1.6): no launch on an agent in a maintenance window
   of the master's schedule (from `--draining_seconds` before it starts);
-- the REST v2 subset of mesos-facts.md §4 and §8, with the real status codes, bodies and
+- the subset of REST v2 that the tasks use, with the real status codes, bodies and
   headers: apps (create, partial or whole update, scale, restart, destroy), groups (POST, PUT),
   deployments (list; DELETE rolls back with a new deployment, ?force=true stops it: 202, no
   body), the launch queue (delay.timeLeftSeconds, DELETE .../delay: 204);
@@ -53,6 +53,7 @@ log = logging.getLogger("marathon")
 PROG = "marathon"
 VERSION = common.version("marathon", "1.4.8")
 TICK = 1.0
+PARTIAL_UPDATE_PARAM = tuple(map(int, VERSION.split(".")[:2])) >= (1, 5)
 
 _S, _I, _F, _B = str, int, float, bool
 SPEC = {name: (_S, None) for name in (
@@ -694,7 +695,9 @@ class Marathon:
             locked = self._locked([app_id], _flag(req, "force", False))
             if locked:
                 return locked
-            if _flag(req, "partialUpdate", True):  # fields not given keep their value
+            # Fields not given keep their value; ?partialUpdate=false (Marathon >= 1.5)
+            # replaces the whole definition, which 1.4 does not know.
+            if not PARTIAL_UPDATE_PARAM or _flag(req, "partialUpdate", True):
                 merged = {k: v for k, v in old.items() if k not in ("version", "versionInfo")}
                 if "ports" in body:
                     merged.pop("portDefinitions", None)

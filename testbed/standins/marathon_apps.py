@@ -1,6 +1,6 @@
 """Marathon app definitions: id rules, validation, defaults (test equipment, pure functions).
 
-Follows Marathon's REST v2 (docs/rest-api, app.raml) as summed up in mesos-facts.md §4: the same
+Follows Marathon's REST v2 (mesosphere/marathon: docs/rest-api, app.raml): the same
 id pattern, reserved last segments, "exactly one of cmd/args, or a container", the defaults
 (cpus 1, mem 128, disk 0, instances 1) and the 422 body shape; groups flattened into their apps
 as GroupsResource does; deployment steps as Marathon's DeploymentPlan orders them (stop removed

@@ -111,6 +111,41 @@ def test_second_run_changes_and_restarts_nothing():
     assert after == before
 
 
+# --- 2b. the dry run shows what the run then does -------------------------------------------
+
+def planned_changes(output: str) -> list[tuple[str, str]]:
+    """(step, change) of every `HOST STEP would CHANGE` line of a dry run."""
+    return re.findall(r"^master2 (\S+) would (.+)$", output, re.M)
+
+
+def applied_changes(output: str) -> list[tuple[str, str]]:
+    """(step, change) of every change a real run reported (`HOST STEP changed (a; b)`)."""
+    return [(step, change) for step, changes in
+            re.findall(r"^master2 (\S+) changed \((.+)\)$", output, re.M)
+            for change in changes.split("; ")]
+
+
+def test_dry_run_of_a_drifted_zoo_cfg_shows_the_restart_the_run_then_does():
+    before = {(m, s): service_start(m, s) for m in MASTERS for s in MASTER_SERVICES}
+    tb.ssh("master2", "sed -i 's/^tickTime=2000$/tickTime=3000/' /etc/zookeeper/conf/zoo.cfg")
+    dry = fab("-H", "master2", "master", "--dry-run")
+    assert dry.returncode == 0
+    assert "-tickTime=3000\n+tickTime=2000\n" in dry.stdout
+    planned = planned_changes(dry.stdout)
+    assert ("write-zoo-cfg", "write /etc/zookeeper/conf/zoo.cfg") in planned
+    assert ("start-services", "restart zookeeper (configuration changed)") in planned
+    assert cat("master2", "/etc/zookeeper/conf/zoo.cfg").count("tickTime=3000") == 1, \
+        "the dry run changed nothing"
+
+    real = fab("-H", "master2", "master")
+    assert real.returncode == 0
+    assert applied_changes(real.stdout) == planned
+    assert "tickTime=2000" in cat("master2", "/etc/zookeeper/conf/zoo.cfg").splitlines()
+    after = {key: service_start(*key) for key in before}
+    assert [key for key in before if after[key] != before[key]] == [("master2", "zookeeper")]
+    assert_cluster_healthy()
+
+
 # --- 3. the tutorial's app -------------------------------------------------------------------
 
 def running_tasks():

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tasks import inventory
-from tasks.inventory import Cluster, Host, InventoryError, Settings, load, parse
+from tasks.inventory import InventoryError, load, parse
+from tasks.model import Cluster, Host, Settings
 
 P = "inv/hosts.ini"
 

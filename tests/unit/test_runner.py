@@ -1,18 +1,19 @@
-"""runner, report, cli and playbooks without a network: Connections are fakes.
+"""The engine without a network: runner, plan, report, cli and playbooks.
 
-`FakeConn` answers the init-system probe and the gather script from recorded facts and records
-everything else. `LocalConn` runs the real commands with this machine's `sh`, with /etc and
-/var/lib/mesos-fab moved under a temporary root: a step's whole round trip, twice, for real.
-No test opens a socket to anything but 127.0.0.1 (hosts.ini's 192.0.2.x never see a packet:
-`fabric.Connection.open` is made to fail loudly in every test here).
+`Host` stands for a host as the runner sees it: each call of `run_round` is one round trip,
+answered from the host's facts, which the applied changes update as the real host would be
+(`after`). `LocalConn` runs the real scripts with this machine's `sh`, /etc and
+/var/lib/mesos-fab moved under a temporary root: the real gather and apply, twice. No test
+opens a socket to anything (`fabric.Connection.open` fails loudly in every test here).
 """
 
 from __future__ import annotations
 
-import base64
 import io
+import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import fabric
@@ -22,13 +23,15 @@ from invoke import Context
 from invoke.exceptions import Exit
 from invoke.runners import Result
 
-from tasks import cli, inventory, playbooks, report, shell
-from tasks.runner import Change, Session, Step, StepError, run_step, run_steps
-from tasks.steps import config, service
+from tasks import cli, facts, inventory, plan, playbooks, progress, report, runner
+from tasks.facts import File, Service
+from tasks.runner import RoundResult, Session, Stage, run
+from tasks.steps import config, install, service
+from tests.unit import test_steps
 
 CASES = Path(__file__).parent / "cases"
 TUTORIAL = CASES / "inventories" / "tutorial.ini"
-GATHER_NAME = re.compile(r"printf '%s %s %s ' \S+ (\S+) ")
+ORDER = playbooks.RESTART_ORDER
 
 
 @pytest.fixture(autouse=True)
@@ -38,46 +41,24 @@ def no_ssh(mocker):
                                side_effect=AssertionError("a real SSH connection was attempted"))
 
 
-class FakeConn:
-    def __init__(self, facts=None, init="upstart", user="root", apply_exit=0, apply_stderr="",
-                 raise_on=None):
-        self.facts = facts or {}
-        self.init = init
-        self.user = user
-        self.apply_exit = apply_exit
-        self.apply_stderr = apply_stderr
-        self.raise_on = raise_on
-        self.commands: list[tuple[str, str]] = []    # (run|sudo, command)
-        self.closed = False
+class Host(Session):
+    """A session whose round trips are answered from `facts`; `after` maps a change's
+    summary to the facts it leaves on the host; `fail_on` makes that change fail."""
 
-    def _answer(self, how, command, **kwargs):
-        assert kwargs == {"hide": True, "warn": True, "in_stream": False}
-        self.commands.append((how, command))
-        if self.raise_on and self.raise_on in command:
-            raise OSError("No route to host")
-        if command == shell.init_system():
-            return Result(stdout=f"{self.init}\n", exited=0)
-        names = GATHER_NAME.findall(command)
-        if names:
-            lines = []
-            for name in names:
-                rc, out = self.facts[name]
-                lines.append(f"@@probe {name} {rc} {base64.b64encode(out.encode()).decode()}")
-            return Result(stdout="\n".join(lines) + "\n", exited=0)
-        return Result(stdout="", stderr=self.apply_stderr, exited=self.apply_exit)
+    def __init__(self, host, cluster, host_facts, after=None, fail_on=None):
+        super().__init__(host, cluster, conn=None)
+        self.facts = dict(host_facts)
+        self.after = after or {}
+        self.fail_on = fail_on
+        self.trips: list[tuple[list[str], list[str]]] = []    # (changes, gathered), per round trip
 
-    def run(self, command, **kwargs):
-        return self._answer("run", command, **kwargs)
-
-    def sudo(self, command, **kwargs):
-        return self._answer("sudo", command, **kwargs)
-
-    def close(self):
-        self.closed = True
-
-    @property
-    def applied(self) -> list[str]:
-        return [c for _, c in self.commands if c != shell.init_system() and "@@probe" not in c]
+    def run_round(self, changes, gather=()):
+        self.trips.append(([c.summary for c in changes], list(gather)))
+        for i, change in enumerate(changes):
+            if change.summary == self.fail_on:
+                return RoundResult(i, "E: something broke (exit 100)")
+            self.facts.update(self.after.get(change.summary, {}))
+        return RoundResult(len(changes), gathered={n: self.facts[n] for n in gather})
 
 
 @pytest.fixture
@@ -95,110 +76,285 @@ def rep(out):
     return report.Reporter(stream=out)
 
 
-ZOO_TRUSTY = {"dir": (0, ""), "file0": (0, "644 root root\ndataDir=/var/lib/zookeeper\n#server.1=zookeeper1:2888:3888\n")}
+KEY = "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"
 
 
-# --- run_step ---------------------------------------------------------------------------------
-
-def test_run_step_applies_changes_in_one_script(cluster, rep, out):
-    conn = FakeConn(ZOO_TRUSTY)
-    session = Session(cluster.find("master2"), cluster, conn)
-    assert run_step(session, config.WRITE_ZOO_CFG, rep, dry_run=False)
-    assert out.getvalue() == "master2 write-zoo-cfg changed (write /etc/zookeeper/conf/zoo.cfg)\n"
-    content = render_zoo(cluster)
-    expected = shell.write_file("/etc/zookeeper/conf/zoo.cfg", content, restart=("zookeeper",))
-    assert conn.applied == [f"( {expected}\n) || exit $?"]
-    assert [how for how, _ in conn.commands] == ["run", "run", "run"]
-    assert session.init == "upstart"
-
-
-def render_zoo(cluster):
-    from tasks import render
-    return render.zoo_cfg(cluster.zoo_server_lines)
-
-
-def test_run_step_ok_runs_no_change(cluster, rep, out):
-    conn = FakeConn({"dir": (0, ""), "file0": (0, "644 root root\n1\n")})
-    assert run_step(Session(cluster.find("master1"), cluster, conn), config.WRITE_MYID, rep, False)
-    assert out.getvalue() == "master1 write-myid ok\n"
-    assert conn.applied == []
+def installed_host(cluster, name: str) -> dict:
+    """Facts of a host with its packages installed and running, nothing of ours written."""
+    host = cluster.find(name)
+    ctx = plan.HostContext(host, cluster)
+    steps = playbooks.MASTER if host.role == "master" else playbooks.SLAVE
+    values = {}
+    for n in plan.needs(ctx, list(steps), ORDER):
+        kind = facts.kind_of(n)
+        values[n] = {
+            facts.INIT: "systemd", facts.LSB_RELEASE: ("Debian", "bookworm"),
+            facts.APT_SIGNED_BY: True, "keyring": frozenset({KEY}), facts.APT_KEY: frozenset(),
+            "file": None, "dir": True, "package": "1.4.1-2.0.1", "candidate": "",
+            "service": Service(True, True), facts.RESTART_MARKS: frozenset(),
+            "zookeeper-mode": "follower"}[kind]
+    values[facts.service("mesos-slave" if host.role == "master" else "zookeeper")] = None
+    if host.role == "slave":
+        values[facts.service("mesos-master")] = None
+    return values
 
 
-def test_run_step_uses_sudo_for_a_non_root_login(cluster, rep):
-    conn = FakeConn({"dir": (0, ""), "file0": (0, "644 root root\n1\n")}, user="ops")
-    run_step(Session(cluster.find("master1"), cluster, conn), config.WRITE_MYID, rep, False)
-    assert {how for how, _ in conn.commands} == {"sudo"}
+def configured_host(cluster, name: str) -> dict:
+    """The facts of `installed_host` as `fab cluster` leaves them: planned, then applied."""
+    host = cluster.find(name)
+    ctx = plan.HostContext(host, cluster)
+    snapshot = facts.Snapshot(installed_host(cluster, name))
+    steps = playbooks.MASTER if host.role == "master" else playbooks.SLAVE
+    result = plan.plan_host(ctx, list(steps), snapshot)
+    assert result.failed is None and result.blocked is None
+    return snapshot.values
 
 
-def test_init_system_is_detected_once_per_session(cluster, rep):
-    conn = FakeConn({"dir": (0, ""), "file0": (0, "644 root root\n1\n")}, init="systemd")
-    session = Session(cluster.find("master1"), cluster, conn)
-    run_step(session, config.WRITE_MYID, rep, False)
-    run_step(session, config.WRITE_MYID, rep, False)
-    assert [c for _, c in conn.commands].count(shell.init_system()) == 1
+def hosts(cluster, host_facts: dict, **kwargs) -> list[Host]:
+    return [Host(cluster.find(n), cluster, f, **kwargs.get(n, {})) for n, f in host_facts.items()]
 
 
-def test_dry_run_prints_a_diff_and_changes_nothing(cluster, rep, out):
-    conn = FakeConn({"dir": (0, ""), "file0": (0, "644 root root\n1\n")})
-    assert run_step(Session(cluster.find("master2"), cluster, conn), config.WRITE_MYID, rep, True)
-    assert out.getvalue() == (
-        "master2 write-myid would write /etc/zookeeper/conf/myid\n"
-        "--- /etc/zookeeper/conf/myid\n"
-        "+++ /etc/zookeeper/conf/myid\n"
-        "@@ -1 +1 @@\n"
-        "-1\n"
-        "+2\n"
-        "master2 write-myid changed (dry run: nothing was changed)\n")
-    assert conn.applied == []
+def step_lines(out) -> list[str]:
+    return out.getvalue().splitlines()
 
 
-def test_dry_run_diff_of_a_new_file(cluster, rep, out):
-    conn = FakeConn({"dir": (0, ""), "file0": (3, ""), "file1": (3, "")})
-    run_step(Session(cluster.find("slave1"), cluster, conn), config.SET_IP_HOSTNAME, rep, True)
+# --- one round trip per host when nothing changes ----------------------------------------------
+
+def test_a_converged_cluster_costs_one_round_trip_per_host(cluster, rep, out):
+    sessions = hosts(cluster, {h.name: configured_host(cluster, h.name) for h in cluster.hosts})
+    run(sessions, list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    for s in sessions:
+        assert len(s.trips) == 1 and s.trips[0][0] == [], s.host.name
+        assert s.trips[0][1] == plan.needs(s.ctx, list(
+            playbooks.MASTER if s.host.role == "master" else playbooks.SLAVE), ORDER)
+    assert rep.counts["master1"] == {"ok": 10} and rep.counts["slave3"] == {"ok": 6}
+    assert "wait-zookeeper" not in out.getvalue(), "nothing restarted, ZooKeeper serves: no gate"
+
+
+# --- the exact dry run -----------------------------------------------------------------------
+
+def changes_of_run(sessions_factory, stages, dry_run) -> list[tuple[str, str, str]]:
+    rep = report.Reporter(stream=io.StringIO())
+    run(sessions_factory(), list(stages), ORDER, rep, dry_run)
+    return rep.changes
+
+
+@pytest.mark.parametrize("path", test_steps.case_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_dry_run_lists_the_changes_the_real_run_reports(path):
+    case = json.loads(path.read_text())
+    cluster = inventory.load(CASES / "inventories" / case["inventory"])
+    step = test_steps.STEPS[path.parent.name]
+    values = {n: test_steps.fact_value(n, v) for n, v in case["facts"].items()}
+
+    def sessions():
+        return [Host(cluster.find(case["host"]), cluster, values)]
+    dry = changes_of_run(sessions, playbooks.step_stages(step), dry_run=True)
+    real = changes_of_run(sessions, playbooks.step_stages(step), dry_run=False)
+    assert dry == real
+    # The report goes step by step (a gate before its step), the case in the order applied.
+    assert sorted(summary for _, _, summary in real) == \
+        sorted(c["summary"] for c in case.get("changes", []))
+
+
+def test_drifted_zoo_cfg_dry_run_shows_the_diff_and_the_restart(cluster, rep, out):
+    drifted = configured_host(cluster, "master2")
+    zoo = facts.file("/etc/zookeeper/conf/zoo.cfg")
+    drifted[zoo] = File(drifted[zoo].content.replace("server.3=", "server.9="))
+    host_facts = {"master1": configured_host(cluster, "master1"), "master2": drifted}
+
+    def sessions():
+        return hosts(cluster, host_facts)
+    stages = [Stage(("master",), playbooks.MASTER)]
+    run(sessions(), stages, ORDER, rep, dry_run=True)
     text = out.getvalue()
-    assert "--- /dev/null\n+++ /etc/mesos-slave/ip\n@@ -0,0 +1 @@\n+192.0.2.51\n" in text
-    assert "slave1 set-ip-hostname would write /etc/mesos-slave/hostname\n" in text
-    assert conn.applied == []
+    assert "\n\n" not in text, "no blank lines for steps without changes"
+    assert "master2 write-zoo-cfg would write /etc/zookeeper/conf/zoo.cfg\n" in text
+    assert "-server.9=192.0.2.3:2888:3888\n+server.3=192.0.2.3:2888:3888\n" in text
+    assert "master2 start-services would restart zookeeper (configuration changed)\n" in text
+    assert rep.changes == changes_of_run(sessions, stages, dry_run=False) == [
+        ("master2", "write-zoo-cfg", "write /etc/zookeeper/conf/zoo.cfg"),
+        ("master2", "start-services", "restart zookeeper (configuration changed)"),
+        ("master2", "start-services", "clear the restart mark of zookeeper"),
+        ("master2", "start-services", "check that zookeeper stayed up"),
+    ]
 
 
-def test_dry_run_skips_checks(cluster, rep, out):
-    conn = FakeConn()
-    assert run_step(Session(cluster.find("master1"), cluster, conn), service.WAIT_ZOOKEEPER, rep, True)
-    assert out.getvalue() == "master1 wait-zookeeper skipped (dry run)\n"
-    assert conn.commands == []
-    assert rep.counts == {}
+def test_the_real_run_applies_a_drift_in_one_round_trip(cluster, rep, out):
+    drifted = configured_host(cluster, "master2")
+    drifted[facts.file("/etc/zookeeper/conf/zoo.cfg")] = File("dataDir=/tmp\n")
+    [master2] = hosts(cluster, {"master2": drifted})
+    run([master2], [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=False)
+    assert [changes for changes, _ in master2.trips] == [[], [
+        "write /etc/zookeeper/conf/zoo.cfg", "restart zookeeper (configuration changed)",
+        "clear the restart mark of zookeeper", "check that zookeeper stayed up"]]
+    assert "master2 start-services changed (restart zookeeper (configuration changed); " \
+        "clear the restart mark of zookeeper; check that zookeeper stayed up)\n" in out.getvalue()
 
 
-def test_failed_apply_is_reported_with_host_step_and_error(cluster, rep, out):
-    conn = FakeConn(ZOO_TRUSTY, apply_exit=1,
-                    apply_stderr="mv: cannot move '.zoo.cfg.x': Read-only file system\n")
-    session = Session(cluster.find("master2"), cluster, conn)
-    assert not run_step(session, config.WRITE_ZOO_CFG, rep, False)
-    assert out.getvalue() == ("master2 write-zoo-cfg failed: mv: cannot move '.zoo.cfg.x': "
-                              "Read-only file system (exit 1)\n")
-    assert rep.failures == [("master2", "write-zoo-cfg",
-                             "mv: cannot move '.zoo.cfg.x': Read-only file system (exit 1)")]
+# --- facts that a change makes unknowable ------------------------------------------------------
+
+def fresh_master(cluster) -> tuple[dict, dict]:
+    """A master where the packages are not installed yet; what add-repo and the install leave."""
+    installed = installed_host(cluster, "master1")
+    fresh = dict(installed)
+    for name in fresh:
+        kind = facts.kind_of(name)
+        if kind in ("package", "dir", "service", "keyring"):
+            fresh[name] = {"package": None, "dir": False, "service": None,
+                           "keyring": frozenset()}[kind]
+        if kind == "candidate":
+            fresh[name] = ""
+        if kind == "zookeeper-mode":
+            fresh[name] = ""
+    fresh[facts.file(install.SOURCES_FILE)] = None
+    after = {
+        "apt-get update": {facts.candidate("mesosphere"): "1.4.1"},
+        "install mesosphere": {**{n: v for n, v in installed.items()
+                                  if facts.kind_of(n) in ("package", "dir", "service")},
+                               facts.package("marathon"): "1.4.1-1.0.660.debian90"},
+    }
+    return fresh, after
 
 
-def test_step_error_is_reported(cluster, rep, out):
-    conn = FakeConn({"dir": (1, ""), "file0": (3, "")})
-    assert not run_step(Session(cluster.find("master3"), cluster, conn), config.WRITE_MYID, rep, False)
-    assert out.getvalue() == ("master3 write-myid failed: ZooKeeper is not installed on master3 "
-                              "(/etc/zookeeper/conf is missing): run install-master first\n")
+def test_after_an_install_the_facts_it_changes_are_gathered_again(cluster, rep, out):
+    fresh, after = fresh_master(cluster)
+    [master] = hosts(cluster, {"master1": fresh}, master1={"after": after})
+    run([master], [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=False)
+    trips = master.trips
+    assert trips[1][0] == [f"install key {KEY} into /etc/apt/keyrings/mesosphere.gpg",
+                           "write /etc/apt/sources.list.d/mesosphere.list", "apt-get update"]
+    assert trips[1][1] == [facts.candidate("mesosphere")], "only what the update made unknowable"
+    assert trips[2][0] == ["install mesosphere"]
+    assert facts.package("marathon") in trips[2][1] and facts.directory("/etc/mesos") in trips[2][1]
+    assert facts.INIT not in trips[2][1] and facts.RESTART_MARKS not in trips[2][1]
+    assert "write /etc/marathon/conf/zk" in trips[3][0], "Marathon 1.4, read after the install"
+    assert trips[3][0][-3:] == ["restart zookeeper (configuration changed)",
+                                "clear the restart mark of zookeeper", "check that zookeeper stayed up"]
+    assert trips[4][0][0] == "restart mesos-master (configuration changed)", \
+        "after a barrier; no wait for ZooKeeper: one master of three cannot form the ensemble"
+    assert len(trips) == 5
+    assert rep.counts["master1"] == {"changed": 9, "ok": 1}, "disable-unused-services"
 
 
-def test_unreachable_host(cluster, rep, out):
-    conn = FakeConn(raise_on="initctl")
-    assert not run_step(Session(cluster.find("slave2"), cluster, conn), config.WRITE_ZK, rep, False)
-    assert out.getvalue() == "slave2 write-zk failed: cannot reach 192.0.2.52:22: No route to host\n"
+def test_a_dry_run_says_which_steps_it_cannot_plan(cluster, rep, out):
+    fresh, _ = fresh_master(cluster)
+    [master] = hosts(cluster, {"master1": fresh})
+    run([master], [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=True)
+    lines = step_lines(out)
+    assert "master1 add-repo changed (dry run: nothing was changed)" in lines
+    assert ("master1 install-master skipped (dry run: candidate:mesosphere is unknown until "
+            "`apt-get update` is applied)") in lines
+    assert "master1 write-zk skipped (dry run: planned once install-master is)" in lines
+    assert len(master.trips) == 1
 
+
+# --- the order across hosts ------------------------------------------------------------------
+
+def test_zookeeper_restarts_on_every_master_before_mesos_master_restarts_on_any(cluster, rep, out):
+    host_facts = {}
+    for m in cluster.masters:
+        f = configured_host(cluster, m.name)
+        f[facts.RESTART_MARKS] = frozenset({"zookeeper", "mesos-master"})
+        host_facts[m.name] = f
+    sessions = hosts(cluster, host_facts)
+    run(sessions, [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=False)
+    for s in sessions:
+        assert [changes for changes, _ in s.trips] == [[], [
+            "restart zookeeper (configuration changed)", "clear the restart mark of zookeeper",
+            "check that zookeeper stayed up"], [
+            "wait until ZooKeeper serves", "restart mesos-master (configuration changed)",
+            "clear the restart mark of mesos-master", "check that mesos-master stayed up"]]
+    lines = step_lines(out)
+    assert lines.index("master1 wait-zookeeper ok") < lines.index(
+        "master1 start-services changed (restart zookeeper (configuration changed); clear the "
+        "restart mark of zookeeper; check that zookeeper stayed up; restart mesos-master "
+        "(configuration changed); clear the restart mark of mesos-master; check that "
+        "mesos-master stayed up)")
+
+
+def test_a_zookeeper_that_does_not_serve_is_waited_for_in_the_same_round_trip(cluster, rep):
+    host_facts = {m.name: configured_host(cluster, m.name) for m in cluster.masters}
+    host_facts["master3"][facts.zookeeper_mode(2181)] = ""
+    host_facts["master3"][facts.service("marathon")] = Service(True, False)
+    sessions = hosts(cluster, host_facts)
+    run(sessions, [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=False)
+    assert [changes for changes, _ in sessions[2].trips] == [[], [
+        "wait until ZooKeeper serves", "start marathon", "check that marathon stayed up"]]
+
+
+def test_one_master_of_three_does_not_wait_for_an_ensemble_it_cannot_form(cluster, rep):
+    """The runbook's way, one host at a time: the other masters still run the packages'
+    standalone ZooKeeper, so waiting for a quorum on master1 alone would only time out."""
+    f = configured_host(cluster, "master1")
+    f[facts.RESTART_MARKS] = frozenset({"zookeeper", "mesos-master"})
+    [master1] = hosts(cluster, {"master1": f})
+    run([master1], [Stage(("master",), (service.START_SERVICES,))], ORDER, rep, dry_run=False)
+    assert [changes for changes, _ in master1.trips][1:] == [
+        ["restart zookeeper (configuration changed)", "clear the restart mark of zookeeper",
+         "check that zookeeper stayed up"],
+        ["restart mesos-master (configuration changed)", "clear the restart mark of mesos-master",
+         "check that mesos-master stayed up"]]
+
+
+def test_a_failed_master_stops_the_run_before_any_slave_is_changed(cluster, rep, out):
+    host_facts = {h.name: configured_host(cluster, h.name) for h in cluster.hosts}
+    for name in ("master2", "slave1"):
+        host_facts[name][facts.file("/etc/mesos/zk")] = None
+    sessions = hosts(cluster, host_facts, master2={"fail_on": "write /etc/mesos/zk"})
+    run(sessions, list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    assert "master2 write-zk failed: E: something broke (exit 100)" in step_lines(out)
+    assert rep.counts["master1"] == {"ok": 10}
+    assert "master2 write-myid" not in out.getvalue(), "a host stops at its first failure"
+    for s in sessions:
+        if s.host.role == "slave":
+            assert [changes for changes, _ in s.trips] == [[]], "facts read, nothing changed"
+            assert s.host.name not in rep.counts
+
+
+def test_the_steps_before_a_failure_are_reported_with_what_they_changed(cluster, rep, out):
+    f = configured_host(cluster, "slave2")
+    f[facts.file("/etc/mesos/zk")] = File("zk://localhost:2181/mesos\n")
+    f[facts.file("/etc/mesos-slave/ip")] = None
+    [slave2] = hosts(cluster, {"slave2": f}, slave2={"fail_on": "write /etc/mesos-slave/ip"})
+    run([slave2], [Stage(("slave",), playbooks.SLAVE)], ORDER, rep, dry_run=False)
+    assert step_lines(out) == [
+        "slave2 add-repo ok", "slave2 install-slave ok",
+        "slave2 write-zk changed (write /etc/mesos/zk)", "slave2 disable-unused-services ok",
+        "slave2 set-ip-hostname failed: E: something broke (exit 100)"]
+    assert slave2.failed
+
+
+def test_an_unreachable_host_fails_its_first_step(cluster, rep, out):
+    class Unreachable(Host):
+        def run(self, command):
+            raise OSError("No route to host")
+
+        run_round = Session.run_round
+    slave3 = Unreachable(cluster.find("slave3"), cluster, {})
+    run([slave3], list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    assert step_lines(out) == ["slave3 add-repo failed: cannot reach 192.0.2.53:22: No route to host"]
+
+
+def test_a_gather_that_fails_fails_the_host_before_any_plan(cluster, rep, out):
+    """E.g. sudo asking for a password: the gather exits non-zero and nothing is planned."""
+    class NoSudo:
+        user = "ops"
+
+        def sudo(self, command, **kwargs):
+            return Result(stdout="", stderr="sudo: a password is required\n", exited=1)
+    session = Session(cluster.find("master1"), cluster, NoSudo())
+    run([session], list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    assert step_lines(out) == ["master1 add-repo failed: sudo: a password is required (exit 1)"]
+    assert session.failed
+
+
+# --- the report ------------------------------------------------------------------------------
 
 def test_recap(rep, out):
     rep.step("master1", "write-zk", "ok")
     rep.step("master2", "write-zoo-cfg", "changed", "write /etc/zookeeper/conf/zoo.cfg")
     rep.step("slave1", "install-slave", "failed", "E: Unable to locate package mesos (exit 100)")
     rep.step("master1", "wait-zookeeper", "skipped", "dry run")
-    assert rep.failures
     assert rep.recap() == "\n".join([
         "",
         "RECAP",
@@ -216,47 +372,19 @@ def test_unified_diff_without_trailing_newline():
         "\\ No newline at end of file\n+zk://a:2181/mesos\n")
 
 
-# --- run_steps: hosts in parallel, each stops at its first failure ------------------------------
+# --- LocalConn: the real scripts, run by sh under a temporary root ----------------------------
 
-def fake_step(name, fail_on=(), changes=False):
-    def probes(ctx):
-        return {"p": "true"}
-
-    def plan(ctx, found):
-        if ctx.host.name in fail_on:
-            raise StepError("broken here")
-        return [Change(f"do {name}", f"echo {name}")] if changes else []
-    return Step(name, ("master", "slave"), probes, plan)
-
-
-def test_run_steps_stops_a_host_at_its_first_failure(cluster, rep, out):
-    conns = {h.name: FakeConn({"p": (0, "")}) for h in cluster.masters}
-    sessions = [Session(h, cluster, conns[h.name]) for h in cluster.masters]
-    steps = [fake_step("one", changes=True), fake_step("two", fail_on=("master2",)),
-             fake_step("three", changes=True)]
-    assert not run_steps(sessions, steps, rep, dry_run=False)
-    lines = sorted(out.getvalue().splitlines())
-    assert lines == sorted([
-        "master1 one changed (do one)", "master2 one changed (do one)", "master3 one changed (do one)",
-        "master1 two ok", "master2 two failed: broken here", "master3 two ok",
-        "master1 three changed (do three)", "master3 three changed (do three)",
-    ])
-    assert [s.failed for s in sessions] == [False, True, False]
-
-
-# --- LocalConn: the real commands, run by sh under a temporary root ---------------------------
-
-class LocalConn(FakeConn):
+class LocalConn:
     """Runs every command with sh, /etc and the marker dir moved under `root`."""
+    user = "root"
 
     def __init__(self, root: Path):
-        super().__init__(init="systemd")
         self.root = root
+        self.scripts: list[str] = []
 
-    def _answer(self, how, command, **kwargs):
-        self.commands.append((how, command))
-        if command == shell.init_system():
-            return Result(stdout="systemd\n", exited=0)
+    def run(self, command, **kwargs):
+        assert kwargs == {"hide": True, "warn": True, "in_stream": False}
+        self.scripts.append(command)
         local = command.replace("/etc/", f"{self.root}/etc/").replace(
             "/var/lib/mesos-fab/", f"{self.root}/var/lib/mesos-fab/")
         p = subprocess.run(["sh", "-c", local], capture_output=True, text=True, timeout=60)
@@ -270,13 +398,14 @@ def test_steps_for_real_under_a_temp_root_then_idempotent(cluster, tmp_path, out
     (tmp_path / "etc/mesos/zk").write_text("zk://localhost:2181/mesos\n")
     (tmp_path / "etc/zookeeper/conf/myid").write_text("replace this text\n")
     (tmp_path / "etc/mesos-master/quorum").write_text("1\n")
-    steps = [config.WRITE_ZK, config.WRITE_MYID, config.WRITE_ZOO_CFG, config.SET_QUORUM,
-             config.SET_IP_HOSTNAME]
+    stages = [Stage(("master",), (config.WRITE_ZK, config.WRITE_MYID, config.WRITE_ZOO_CFG,
+                                  config.SET_QUORUM, config.SET_IP_HOSTNAME))]
     conn = LocalConn(tmp_path)
     session = Session(cluster.find("master3"), cluster, conn)
     rep = report.Reporter(stream=out)
-    assert run_steps([session], steps, rep, dry_run=False), out.getvalue()
-    assert rep.counts["master3"] == {"changed": 5}
+    run([session], stages, ORDER, rep, dry_run=False)
+    assert rep.counts["master3"] == {"changed": 5}, out.getvalue()
+    assert len(conn.scripts) == 2, "one gather, one apply"
     assert (tmp_path / "etc/mesos/zk").read_text() == cluster.mesos_zk_url + "\n"
     assert (tmp_path / "etc/zookeeper/conf/myid").read_text() == "3\n"
     assert (tmp_path / "etc/mesos-master/quorum").read_text() == "2\n"
@@ -287,8 +416,22 @@ def test_steps_for_real_under_a_temp_root_then_idempotent(cluster, tmp_path, out
     assert not [p for p in tmp_path.rglob(".*")], "no temporary file left"
 
     again = report.Reporter(stream=io.StringIO())
-    assert run_steps([Session(cluster.find("master3"), cluster, LocalConn(tmp_path))], steps, again, False)
+    conn = LocalConn(tmp_path)
+    run([Session(cluster.find("master3"), cluster, conn)], stages, ORDER, again, False)
     assert again.counts["master3"] == {"ok": 5}, "a second run changes nothing"
+    assert len(conn.scripts) == 1
+
+
+@pytest.mark.skipif(__import__("os").geteuid() != 0, reason="write_file chowns to root")
+def test_a_failing_command_is_reported_with_its_error(cluster, tmp_path, out):
+    (tmp_path / "etc/mesos").mkdir(parents=True)
+    (tmp_path / "etc/mesos/zk").mkdir()      # a directory where the file should be
+    rep = report.Reporter(stream=out)
+    session = Session(cluster.find("slave1"), cluster, LocalConn(tmp_path))
+    run([session], [Stage(("slave",), (config.WRITE_ZK,))], ORDER, rep, dry_run=False)
+    [line] = step_lines(out)
+    assert line.startswith("slave1 write-zk failed: ") and line.endswith("(exit 1)")
+    assert session.failed
 
 
 # --- cli: hosts, roles and the inventory, before any connection -------------------------------
@@ -332,7 +475,7 @@ def test_cli_invalid_inventory_opens_no_connection(mocker, tmp_path, no_ssh, cli
     created = mocker.patch("tasks.runner.Connection")
     init = mocker.spy(fabric.Connection, "__init__")
     with pytest.raises(Exit) as exc:
-        cli.run_phases(Context(config=InvokeConfig(overrides={"inventory": str(bad)})),
+        cli.run_stages(Context(config=InvokeConfig(overrides={"inventory": str(bad)})),
                        playbooks.CLUSTER)
     assert exc.value.code == 2
     assert exc.value.message.startswith("invalid inventory, nothing was changed:\n")
@@ -342,68 +485,65 @@ def test_cli_invalid_inventory_opens_no_connection(mocker, tmp_path, no_ssh, cli
     no_ssh.assert_not_called()
 
 
-def test_cli_a_failed_master_stops_before_any_slave(mocker, cli_reporter, out):
-    conns = {}
+def test_cli_connects_through_the_inventory_and_exits_1_on_a_failure(mocker, cli_reporter, out):
+    made = []
 
     def make(host, port, user, config, connect_timeout, connect_kwargs):
         assert (port, connect_timeout) == (22, 15)
-        conns[host] = FakeConn({"p": (0, "")})
-        return conns[host]
+        made.append(host)
+        conn = mocker.Mock(user="root")
+        conn.run.side_effect = OSError("No route to host")
+        return conn
     mocker.patch("tasks.runner.Connection", side_effect=make)
-    phases = [(("master",), [fake_step("m", fail_on=("master2",))]),
-              (("slave",), [fake_step("s", changes=True)])]
     with pytest.raises(Exit) as exc:
-        cli.run_phases(Context(config=InvokeConfig(overrides={"inventory": str(TUTORIAL)})), phases)
+        cli.run_stages(Context(config=InvokeConfig(overrides={"inventory": str(TUTORIAL)})),
+                       playbooks.CLUSTER)
     assert exc.value.code == 1
-    assert sorted(out.getvalue().splitlines()) == [
-        "master1 m ok", "master2 m failed: broken here", "master3 m ok"]
-    assert sorted(conns) == ["192.0.2.1", "192.0.2.2", "192.0.2.3",
-                             "192.0.2.51", "192.0.2.52", "192.0.2.53"]
-    assert all(c.commands == [] for h, c in conns.items() if h.startswith("192.0.2.5")), \
-        "no slave was touched"
-    assert all(c.closed for c in conns.values())
+    assert sorted(made) == ["192.0.2.1", "192.0.2.2", "192.0.2.3",
+                            "192.0.2.51", "192.0.2.52", "192.0.2.53"]
+    assert sorted(step_lines(out)) == sorted(
+        f"{h} add-repo failed: cannot reach {ip}:22: No route to host" for h, ip in [
+            ("master1", "192.0.2.1"), ("master2", "192.0.2.2"), ("master3", "192.0.2.3"),
+            ("slave1", "192.0.2.51"), ("slave2", "192.0.2.52"), ("slave3", "192.0.2.53")])
 
 
-def test_cli_dry_run_over_the_cluster_changes_nothing(mocker, cli_reporter, out):
-    conns = {}
-
-    def make(host, **kwargs):
-        conns[host] = FakeConn({"p": (0, "")})
-        return conns[host]
-    mocker.patch("tasks.runner.Connection", side_effect=make)
-    cli.run_phases(Context(config=InvokeConfig(overrides={"inventory": str(TUTORIAL)})),
-                   [(("master", "slave"), [fake_step("x", changes=True)])], dry_run=True)
-    assert "slave3 x would do x\n" in out.getvalue()
-    assert all(c.applied == [] for c in conns.values())
-    assert cli_reporter.counts["slave3"] == {"changed": 1}
-
-
-# --- playbooks: the tutorial's order ------------------------------------------------------------
-
-def names(steps) -> list[str]:
-    return [s.name for s in steps]
-
-
-def test_master_playbook_is_the_tutorials_order():
-    assert names(playbooks.MASTER) == [
-        "add-repo", "install-master", "write-zk", "write-myid", "write-zoo-cfg", "set-quorum",
-        "set-ip-hostname", "configure-marathon", "disable-unused-services", "start-services"]
-
-
-def test_slave_playbook_is_the_tutorials_order():
-    assert names(playbooks.SLAVE) == [
-        "add-repo", "install-slave", "write-zk", "disable-unused-services", "set-ip-hostname",
-        "start-services"]
-
-
-def test_cluster_playbook_forms_the_ensemble_before_mesos():
-    (master_roles, master_steps), (slave_roles, slave_steps) = playbooks.CLUSTER
-    assert (master_roles, slave_roles) == (("master",), ("slave",))
-    assert names(master_steps) == names(playbooks.MASTER[:-1]) + [
-        "start-zookeeper", "wait-zookeeper", "start-mesos-master+marathon"]
-    assert names(slave_steps) == names(playbooks.SLAVE)
-
+# --- playbooks -------------------------------------------------------------------------------
 
 def test_playbook_steps_apply_to_their_role():
     assert all("master" in s.roles for s in playbooks.MASTER)
     assert all("slave" in s.roles for s in playbooks.SLAVE)
+    assert playbooks.CLUSTER == (Stage(("master",), playbooks.MASTER),
+                                 Stage(("slave",), playbooks.SLAVE)), "masters, then slaves"
+
+
+def test_only_start_services_restarts_and_it_comes_last():
+    """Restarts are scheduled across hosts after a host's other changes; a step after
+    start-services would have its changes applied before the restarts."""
+    for steps in (playbooks.MASTER, playbooks.SLAVE):
+        assert [s.name for s in steps if s.restarts] == ["start-services"]
+        assert steps[-1] is service.START_SERVICES
+
+
+# --- long round trips say what they wait for -------------------------------------------------
+
+class SlowHost(Host):
+    def run_round(self, changes, gather=()):
+        if changes:
+            time.sleep(0.4)
+        return super().run_round(changes, gather)
+
+
+@pytest.mark.parametrize("host_class, shown", [(SlowHost, True), (Host, False)])
+def test_a_long_round_trip_is_shown_as_a_wait(cluster, rep, monkeypatch, host_class, shown):
+    board_out = io.StringIO()
+    monkeypatch.setattr(progress, "BOARD", progress.Board(board_out, tty=False))
+    monkeypatch.setattr(progress, "TICK", 0.05)
+    monkeypatch.setattr(runner, "SHOW_WAITS_AFTER", 0.2)
+    sessions = [host_class(cluster.find("master1"), cluster, installed_host(cluster, "master1"))]
+    run(sessions, [Stage(("master",), (config.WRITE_ZK,))], ORDER, rep, dry_run=False)
+    lines = board_out.getvalue().splitlines()
+    if shown:
+        assert lines[0].startswith("master1 write /etc/mesos/zk: waiting ... (")
+        assert re.fullmatch(r"master1 write /etc/mesos/zk: done after \d+ s", lines[-1])
+    else:
+        assert lines == []

@@ -1,8 +1,9 @@
-"""Every step, as data: recorded facts in, the exact commands out (pyinfra's model).
+"""Every step, as data: named facts in, the exact commands out (pyinfra's model).
 
-The cases are JSON files in tests/unit/cases/<step>/ (see the README there). Expected commands
-are literal in the data, so a change in a `tasks.shell` builder or a plan shows up as a diff of
-the case, to be read and accepted case by case.
+The cases are JSON files in tests/unit/cases/<step>/ (see the README there). Each is planned
+and scheduled as `fab -H HOST STEP` would, so a case shows every command that run sends,
+restarts and checks included. Expected commands are literal in the data, so a change in a
+builder or a plan shows up as a diff of the case, to be read and accepted case by case.
 """
 
 from __future__ import annotations
@@ -15,30 +16,61 @@ from pathlib import Path
 
 import pytest
 
-from tasks import facts, inventory, playbooks
-from tasks.runner import HostContext, StepError
-from tasks.steps import service
+from tasks import facts, inventory, plan, playbooks
+from tasks.facts import Snapshot, UnknownFact
+from tasks.step import HostContext, Restart
+from tasks.steps.config import version_tuple
+from tasks.steps.install import key_present
 
 CASES = Path(__file__).parent / "cases"
-
 STEPS = {s.name: s for s in playbooks.STEPS}
-STEPS[service.WAIT_ZOOKEEPER.name] = service.WAIT_ZOOKEEPER
-STEPS["start-zookeeper"] = service.start_services_step(("zookeeper",))
 
 
 def case_files() -> list[Path]:
     return sorted(p for p in CASES.glob("*/*.json"))
 
 
-def load_case(path: Path) -> dict:
-    data = json.loads(path.read_text())
-    assert data["status"] in ("ok", "changed", "error"), path
+def fact_value(name: str, data):
+    """A fact's value from its readable JSON form in a case."""
+    kind = facts.kind_of(name)
+    if data is None:
+        return None
+    if kind == "file":
+        return facts.File(**data)
+    if kind == "service":
+        return facts.Service(**data)
+    if kind in ("keyring", facts.APT_KEY, facts.RESTART_MARKS):
+        return frozenset(data)
+    if kind == facts.LSB_RELEASE:
+        return tuple(data)
     return data
 
 
-def context(case: dict) -> HostContext:
+def load(path: Path):
+    case = json.loads(path.read_text())
     cluster = inventory.load(CASES / "inventories" / case["inventory"])
-    return HostContext(cluster.find(case["host"]), cluster, case["init"])
+    ctx = HostContext(cluster.find(case["host"]), cluster)
+    snapshot = Snapshot({n: fact_value(n, v) for n, v in case["facts"].items()})
+    return case, STEPS[path.parent.name], ctx, snapshot
+
+
+def scheduled(ctx, step, snapshot):
+    """What `fab -H host step` plans for the host: its entries, each with its changes."""
+    host_plan = plan.plan_host(ctx, [step], snapshot)
+    [sched] = plan.schedule([(ctx, host_plan, snapshot)], playbooks.RESTART_ORDER)
+    return host_plan, sched
+
+
+def as_data(sched, step_name: str) -> list[dict]:
+    """The changes in the order they are applied (a gate's wait is named by its gate)."""
+    out = []
+    for round_ in sched.rounds:
+        for entry, change in round_:
+            item = {"summary": change.summary, "command": change.command}
+            if entry.name != step_name:
+                item = {"step": entry.name, **item}
+            out.append(item)
+    return out
 
 
 def written_files(commands: list[str]) -> dict[str, str]:
@@ -53,78 +85,83 @@ def written_files(commands: list[str]) -> dict[str, str]:
 
 @pytest.mark.parametrize("path", case_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_step_case(path: Path):
-    case = load_case(path)
-    step = STEPS[path.parent.name]
-    ctx = context(case)
-    assert ctx.host.role in step.roles or not step.probes(ctx), "step does not apply to this host"
+    case, step, ctx, snapshot = load(path)
+    assert ctx.host.role in step.roles, "the step does not apply to this host"
+    assert sorted(plan.needs(ctx, [step], playbooks.RESTART_ORDER)) == sorted(case["facts"]), \
+        "a case gives exactly the facts the step (and its restarts' gates) read"
 
-    probes = step.probes(ctx)
-    assert sorted(probes) == sorted(case["facts"]), "the case's facts must be the step's probes"
-    for name, command in case.get("probe_commands", {}).items():
-        assert probes[name] == command, name
-
-    found = {name: facts.Probe(f["rc"], f["out"]) for name, f in case["facts"].items()}
+    host_plan, sched = scheduled(ctx, step, snapshot)
     if case["status"] == "error":
-        with pytest.raises(StepError) as exc:
-            step.plan(ctx, found)
-        assert case["error"] in str(exc.value)
+        assert host_plan.failed and case["error"] in host_plan.failed[1]
         return
-
-    changes = step.plan(ctx, found)
-    assert [{"summary": c.summary, "command": c.command} for c in changes] == case["changes"]
-    assert ("changed" if changes else "ok") == case["status"]
+    assert host_plan.failed is None and host_plan.blocked is None
+    assert as_data(sched, step.name) == case["changes"]
+    assert ("changed" if case["changes"] else "ok") == case["status"]
     if "files" in case:
-        assert written_files([c.command for c in changes]) == case["files"]
+        assert written_files([c["command"] for c in case["changes"]]) == case["files"]
 
 
-def test_plans_are_pure_and_repeatable():
-    """Planning twice from the same facts gives the same commands (no hidden state)."""
-    for path in case_files():
-        case = load_case(path)
-        if case["status"] == "error":
-            continue
-        step, ctx = STEPS[path.parent.name], context(case)
-        found = {n: facts.Probe(f["rc"], f["out"]) for n, f in case["facts"].items()}
-        assert step.plan(ctx, found) == step.plan(ctx, found), path
+def test_every_step_has_cases_and_every_case_a_step():
+    assert {p.parent.name for p in case_files()} == set(STEPS)
 
 
-def test_enough_cases_for_every_step():
-    by_step: dict[str, list[dict]] = {}
-    for path in case_files():
-        by_step.setdefault(path.parent.name, []).append(load_case(path))
-    assert set(by_step) == set(STEPS), "every step (and the playbook's extra ones) has cases"
-    assert sum(len(v) for v in by_step.values()) >= 30
-    for name, cases in by_step.items():
-        statuses = {c["status"] for c in cases}
-        assert "ok" in statuses, f"{name}: no already-configured case"
-        if name != "wait-zookeeper":   # a check: it never changes anything
-            assert "changed" in statuses, f"{name}: no case with changes"
-        inits = {c["init"] for c in cases}
-        assert {"upstart", "systemd"} <= inits, f"{name}: both init systems"
+@pytest.mark.parametrize("path", [p for p in case_files()
+                                  if json.loads(p.read_text())["status"] == "changed"],
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_the_snapshot_a_plan_leaves_needs_no_more_change(path: Path):
+    """Each planned change, applied to the snapshot, describes the host as the change leaves
+    it: planning the step again on that snapshot plans nothing, or (after an install or an
+    apt-get update) it must first gather again the facts the change made unknowable."""
+    case, step, ctx, snapshot = load(path)
+    first = plan.plan_host(ctx, [step], snapshot)
+    read = {facts.kind_of(n) for n in step.needs(ctx)}
+    forgetting = [c for _, items in first.planned for item in items
+                  for c in plan.changes_of(item) if read & set(c.forgets)]
+    again = plan.plan_host(ctx, [step], snapshot)
+    if forgetting:
+        assert isinstance(again.blocked, UnknownFact)
+        assert again.blocked.because == forgetting[-1].summary
+    else:
+        assert again.blocked is None and again.failed is None
+        assert again.planned == [(step, [])], "a second plan on the planned state changes nothing"
 
 
-def test_configured_hosts_need_no_change():
-    """The idempotence promise: a host in the wanted state gets no command at all."""
-    configured = [p for p in case_files() if "configured" in p.stem]
-    assert len(configured) >= 12
-    for path in configured:
-        case = load_case(path)
-        assert case["status"] == "ok" and case["changes"] == [], path
+@pytest.mark.parametrize("path", [p for p in case_files() if p.parent.name in (
+    "write-zk", "write-myid", "write-zoo-cfg", "set-quorum", "set-ip-hostname", "configure-marathon")
+    and json.loads(p.read_text())["status"] == "changed"], ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_a_config_change_restarts_the_services_that_read_it(path: Path):
+    """Planned after the config step on the same snapshot, start-services restarts exactly the
+    services whose files the step writes (a restart mark is set on the host too)."""
+    case, step, ctx, snapshot = load(path)
+    start = STEPS["start-services"]
+    for name in start.needs(ctx):
+        if name not in snapshot.values:
+            snapshot.values[name] = (facts.Service(True, True) if name.startswith("service:")
+                                     else "systemd" if name == facts.INIT else None)
+    snapshot.values.setdefault(facts.RESTART_MARKS, frozenset())
+    result = plan.plan_host(ctx, [step, start], snapshot)
+    restarted = {item.service for item in result.planned[1][1] if isinstance(item, Restart)}
+    written = [c.command for c in result.planned[0][1]]
+    marked = {m for command in written for m in re.findall(r"touch /var/lib/mesos-fab/restart/(\S+)", command)}
+    assert restarted and restarted == marked - {"mesos-slave.agent-info"}
 
 
-def test_every_write_marks_the_services_that_read_the_file():
-    """A config step that writes must leave a restart mark, else start-services never restarts."""
-    config_steps = {"write-zk", "write-myid", "write-zoo-cfg", "set-quorum", "set-ip-hostname",
-                    "configure-marathon"}
-    for path in case_files():
-        case = load_case(path)
-        if path.parent.name in config_steps and case["status"] == "changed":
-            for change in case["changes"]:
-                assert "touch /var/lib/mesos-fab/restart/" in change["command"], path
+@pytest.mark.parametrize("version, expected", [
+    ("1:1.4.8-1.0.660.debian90", (1, 4, 8)),
+    ("1.6.322-2.0.145.debian90", (1, 6, 322)),
+    ("0.15.3-1.0.455.ubuntu1404", (0, 15, 3)),
+    ("3.4.5+dfsg-1", (3, 4, 5)),
+    ("1.10rc1-1", (1, 10)),
+    ("", ()),
+])
+def test_version_tuple(version, expected):
+    assert version_tuple(version) == expected
 
 
-def test_written_files_helper():
-    command = ("mkdir -p /etc/x && t=$(mktemp /etc/x/.y.XXXXXX) && { printf '%s' aGkK | base64 -d "
-               "> \"$t\" && chown root:root \"$t\" && chmod 644 \"$t\" && mv -fT \"$t\" /etc/x/y; }"
-               " || { rm -f \"$t\"; exit 1; }")
-    assert written_files([command]) == {"/etc/x/y": "hi\n"}
+def test_key_present_matches_short_and_long_ids_at_the_end():
+    fprs = frozenset({"81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"})
+    assert key_present(fprs, "e56151bf")
+    assert key_present(fprs, "DF7D54CBE56151BF")
+    assert key_present(fprs, "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF")
+    assert not key_present(fprs, "0000E561")
+    assert not key_present(frozenset(), "E56151BF")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from tasks import inventory
+from tasks.model import Settings
 from testbed import config
 
 # `ip -4 route show table all` as on this project's machines: eth0 holds 192.0.2.0/24.
@@ -193,34 +195,35 @@ def test_uri_host(uri, host):
     assert config.uri_host(uri) == host
 
 
-def test_inventory_with_repo():
+def test_inventory_with_repo_reads_back_through_the_inventory_parser(tmp_path):
+    """What `fab cluster` will make of the generated inventory: read by the real parser."""
     plan = config.plan_hosts("198.51.100.0/24", 2)
-    text = config.render_inventory(plan, Path("/var/lib/mesos-testbed/id_ed25519"),
-                                   "2025-01-02 03:04:05", "198.51.100.254", "AB" * 20)
-    assert text == (
-        "# Written by `fab testbed.up` on 2025-01-02 03:04:05; removed by `fab testbed.down`.\n"
-        "[all:vars]\n"
-        "ssh_user = root\n"
-        "ssh_key_file = /var/lib/mesos-testbed/id_ed25519\n"
-        "repo_url = http://198.51.100.254:8000/debian\n"
-        "repo_key_url = http://198.51.100.254:8000/key.asc\n"
-        f"repo_key_id = {'AB' * 20}\n"
-        "\n"
-        "[masters]\n"
-        "master1 ip=198.51.100.1 myid=1\n"
-        "master2 ip=198.51.100.2 myid=2\n"
-        "master3 ip=198.51.100.3 myid=3\n"
-        "\n"
-        "[slaves]\n"
-        "slave1 ip=198.51.100.51\n"
-        "slave2 ip=198.51.100.52\n")
+    path = tmp_path / "hosts.ini"
+    path.write_text(config.render_inventory(plan, Path("/var/lib/mesos-testbed/id_ed25519"),
+                                            "2025-01-02 03:04:05", "198.51.100.254", "AB" * 20))
+    cluster = inventory.load(path)
+    assert [(h.name, h.ip, h.myid) for h in cluster.masters] == [
+        ("master1", "198.51.100.1", 1), ("master2", "198.51.100.2", 2), ("master3", "198.51.100.3", 3)]
+    assert [(h.name, h.ip) for h in cluster.slaves] == [
+        ("slave1", "198.51.100.51"), ("slave2", "198.51.100.52")]
+    for host in cluster.hosts:
+        assert (host.ssh_host, host.ssh_port, host.ssh_user) == (host.ip, 22, "root")
+        assert host.settings.ssh_key_file == "/var/lib/mesos-testbed/id_ed25519"
+        assert host.settings.repo_url_for("Debian", "bookworm") == "http://198.51.100.254:8000/debian"
+        assert host.settings.repo_key_url == "http://198.51.100.254:8000/key.asc"
+        assert host.settings.repo_key_id == "AB" * 20
+    assert cluster.mesos_zk_url == \
+        "zk://198.51.100.1:2181,198.51.100.2:2181,198.51.100.3:2181/mesos"
 
 
-def test_inventory_without_repo_has_no_repo_lines():
-    plan = config.plan_hosts("198.51.100.0/24", 1)
-    text = config.render_inventory(plan, Path("/k"), "d")
-    assert "repo_" not in text
-    assert "ssh_key_file = /k\n" in text and "slave1 ip=198.51.100.51\n" in text
+def test_inventory_without_repo_keeps_the_default_repository(tmp_path):
+    path = tmp_path / "hosts.ini"
+    path.write_text(config.render_inventory(config.plan_hosts("198.51.100.0/24", 1), Path("/k"), "d"))
+    cluster = inventory.load(path)
+    assert [h.name for h in cluster.hosts] == ["master1", "master2", "master3", "slave1"]
+    assert cluster.settings.repo_url == Settings().repo_url
+    assert cluster.settings.repo_key_id == Settings().repo_key_id
+    assert cluster.settings.ssh_key_file == "/k"
 
 
 def test_etc_hosts_has_localhost_every_host_and_pins():

@@ -1,0 +1,270 @@
+"""Every inventory setting, once: its name, default, check, the role it describes, and what it does.
+
+`SETTINGS` below is the only list of settings. The parser (`tasks.inventory`) checks values
+with it, the model (`tasks.model.Settings`) takes its fields and defaults from it, and the
+README points here. Settings go in `[all:vars]`, `[masters:vars]` or `[slaves:vars]`
+(`key = value`) and are layered default < `[all:vars]` < `[ROLE:vars]`. A setting that
+describes one role (`describes`) can only be set in `[all:vars]` or that role's section, and
+every host sees that role's value, so a slave never holds another ZooKeeper port than the
+masters.
+
+Each check takes the raw text and returns the typed value, or raises `BadValue` with the
+reason. Values end up in shell commands, file contents and apt lines, so anything with shell
+meaning is refused outright even though the shell builders quote: a value that needs quoting
+is a typo, not a wish.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.parse
+from dataclasses import dataclass
+from typing import Callable
+
+class BadValue(ValueError):
+    """A setting or host key whose text is not a valid value; the message says why."""
+
+
+_SHELLY = {" ": "a space", "\t": "a tab", '"': "a quote", "'": "a quote",
+           "`": "a backtick", "$": "'$'", ";": "';'", "|": "'|'", "&": "'&'",
+           "<": "'<'", ">": "'>'", "\\": "a backslash", "*": "'*'", "?": "'?'",
+           "#": "'#'", "!": "'!'", "(": "'('", ")": "')'"}
+_HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_DEB_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")          # Debian policy 5.6.1
+_DEB_VERSION = re.compile(r"^([0-9]+:)?[0-9][A-Za-z0-9.+~:-]*$")  # policy 5.6.12
+_SUITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+_ZNODE = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
+DIGITS = re.compile(r"^[0-9]{1,9}$")   # str.isdigit() also accepts '²'
+_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+
+
+def plain(raw: str, allow_space: bool = False) -> str:
+    for ch in raw:
+        if ch == " " and allow_space:
+            continue
+        if ch in _SHELLY:
+            raise BadValue(f"{raw!r} contains {_SHELLY[ch]}")
+        if not (" " < ch < "\x7f"):
+            raise BadValue(f"{raw!r} contains the character {ch!r}")
+    return raw
+
+
+def is_hostname(value: str) -> bool:
+    return len(value) <= 253 and all(_HOSTNAME_LABEL.match(p) for p in value.split("."))
+
+
+def port(raw: str, what: str = "port") -> int:
+    if not DIGITS.match(raw) or not 1 <= int(raw) <= 65535:
+        raise BadValue(f"malformed {what} {raw!r} (expected 1-65535)")
+    return int(raw)
+
+
+def ip(raw: str) -> str:
+    try:
+        addr = ipaddress.IPv4Address(raw)
+    except ValueError:
+        raise BadValue(f"malformed ip {raw!r} (expected an IPv4 address such as 192.0.2.1)") from None
+    # The ip is what ZooKeeper, Mesos and Marathon bind to and advertise to
+    # the other hosts; these kinds cannot serve that purpose.
+    why = ("the unspecified address" if addr.is_unspecified else
+           "a loopback address: the services would bind there and no other host could reach them"
+           if addr.is_loopback else
+           "a multicast address" if addr.is_multicast else
+           "the broadcast address" if addr == ipaddress.IPv4Address("255.255.255.255") else
+           "a reserved address" if addr.is_reserved else None)
+    if why:
+        raise BadValue(f"ip {raw} is {why}")
+    return str(addr)
+
+
+def myid(raw: str) -> int:
+    # ZooKeeper reads myid as one integer 1-255.
+    if not DIGITS.match(raw) or not 1 <= int(raw) <= 255:
+        raise BadValue(f"myid {raw!r} is out of range (expected an integer 1-255)")
+    return int(raw)
+
+
+def hostname_or_ip(raw: str) -> str:
+    plain(raw)
+    if not is_hostname(raw):
+        raise BadValue(f"{raw!r} is not a valid hostname or IP address")
+    return raw
+
+
+def user(raw: str) -> str:
+    plain(raw)
+    if not _USER.match(raw):
+        raise BadValue(f"{raw!r} is not a valid user name")
+    return raw
+
+
+def url(raw: str, optional: bool = False) -> str:
+    if not raw:
+        if optional:
+            return ""
+        raise BadValue("a URL is required")
+    plain(raw)
+    # Only {distro} and {codename} are filled in (Settings.repo_url_for).
+    rest = re.sub(r"\{(distro|codename)\}", "", raw)
+    if "{" in rest or "}" in rest:
+        raise BadValue(f"{raw!r} has an unknown placeholder (only {{distro}} and {{codename}})")
+    parts = urllib.parse.urlsplit(rest)
+    try:
+        parts.port
+    except ValueError:
+        raise BadValue(f"{raw!r} has a malformed port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadValue(f"{raw!r} is not an http:// or https:// URL")
+    return raw
+
+
+def suite(raw: str) -> str:
+    if raw:
+        plain(raw)
+        if not _SUITE.match(raw):
+            raise BadValue(f"{raw!r} is not a valid apt suite name")
+    return raw
+
+
+def component(raw: str) -> str:
+    plain(raw)
+    if not _SUITE.match(raw):
+        raise BadValue(f"{raw!r} is not a valid apt component name")
+    return raw
+
+
+def key_id(raw: str) -> str:
+    plain(raw)
+    value = raw[2:] if raw.lower().startswith("0x") else raw
+    if len(value) not in (8, 16, 40) or not re.fullmatch(r"[0-9A-Fa-f]+", value):
+        raise BadValue(f"{raw!r} is not a key id (8, 16 or 40 hex digits)")
+    return value.upper()
+
+
+def keyserver(raw: str) -> str:
+    plain(raw)
+    # apt-key/gpg also take hkp://host:port, which firewalled hosts need (port 80).
+    m = re.fullmatch(r"(hkps?://)?([^:/]+)(:\d+)?/?", raw)
+    if not m or not is_hostname(m.group(2)) or (m.group(3) and not m.group(1)):
+        raise BadValue(f"{raw!r} is not a keyserver (hostname or hkp://host:port)")
+    if m.group(3):
+        port(m.group(3)[1:])
+    return raw
+
+
+def packages(raw: str) -> tuple[str, ...]:
+    plain(raw, allow_space=True)
+    names = tuple(raw.split())
+    if not names:
+        raise BadValue("at least one package is required")
+    for item in names:
+        name, eq, version = item.partition("=")
+        if not _DEB_NAME.match(name):
+            raise BadValue(f"{name!r} is not a Debian package name "
+                       "(lower case letters, digits, '+', '-', '.'; 2 characters or more)")
+        if eq and not _DEB_VERSION.match(version):
+            raise BadValue(f"{version!r} is not a Debian version (in {item!r})")
+    return names
+
+
+def marathon_style(raw: str) -> str:
+    # Marathon <= 1.4 reads /etc/marathon/conf, >= 1.5 only /etc/default/marathon.
+    if raw not in ("auto", "conf-dir", "env"):
+        raise BadValue(f"{raw!r} is not one of auto, conf-dir, env")
+    return raw
+
+
+def quorum(raw: str) -> int | None:
+    if raw == "":
+        return None
+    if not DIGITS.match(raw) or int(raw) < 1:
+        raise BadValue(f"malformed quorum {raw!r} (expected a positive integer, or empty to compute it)")
+    return int(raw)
+
+
+def boolean(raw: str) -> bool:
+    value = raw.lower()
+    if value in ("true", "yes", "1"):
+        return True
+    if value in ("false", "no", "0"):
+        return False
+    raise BadValue(f"{raw!r} is not a boolean (true/false, yes/no, 1/0)")
+
+
+def key_file(raw: str) -> str:
+    # '..' is allowed here: it is a local path, resolved below and never shelled.
+    return plain(raw) if raw else ""
+
+
+def znode(raw: str) -> str:
+    plain(raw)
+    if not _ZNODE.match(raw) or any(p in (".", "..") for p in raw.split("/")):
+        raise BadValue(f"{raw!r} is not a ZooKeeper path (absolute, [A-Za-z0-9_.-] segments, "
+                   "no '.' or '..', no trailing slash)")
+    return raw
+
+
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: object
+    check: Callable[[str], object]      # raw text -> typed value, or BadValue
+    describes: str | None               # "master" | "slave": one role's; None: any host's own
+    doc: str
+
+
+def _ssh_port(raw: str) -> int:
+    return port(raw, "ssh_port")
+
+
+def _key_url(raw: str) -> str:
+    return url(raw, optional=True)
+
+
+# The tutorial's values are the defaults.
+SETTINGS = (
+    Setting("zk_port", 2181, port, "master",
+            "ZooKeeper's client port: written into zoo.cfg and every zk:// URL"),
+    Setting("zk_peer_port", 2888, port, "master", "ZooKeeper's peer port, in the server.N lines"),
+    Setting("zk_election_port", 3888, port, "master",
+            "ZooKeeper's leader election port, in the server.N lines"),
+    Setting("mesos_port", 5050, port, "master",
+            "where the tool finds mesos-master (the package's port; the steps do not change it)"),
+    Setting("mesos_slave_port", 5051, port, "slave",
+            "where the tool finds mesos-slave (the package's port; the steps do not change it)"),
+    Setting("marathon_port", 8080, port, "master",
+            "Marathon's HTTP port: written into its configuration when not 8080"),
+    Setting("repo_url", "http://repos.mesosphere.io/{distro}", url, None,
+            "the apt repository (http/https); {distro} and {codename} are the host's lsb_release"),
+    Setting("repo_suite", "", suite, None, "the apt suite; empty: the host's `lsb_release -cs`"),
+    Setting("repo_component", "main", component, None, "the apt component"),
+    # A 32-bit key id is easy to collide with a forged key: the tutorial's E56151BF, in full.
+    Setting("repo_key_id", "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF", key_id, None,
+            "the signing key (8, 16 or 40 hex digits); a fetched key must end with it"),
+    Setting("repo_keyserver", "keyserver.ubuntu.com", keyserver, None,
+            "where the key is fetched from: a hostname or hkp://host:port"),
+    Setting("repo_key_url", "", _key_url, None,
+            "fetch the key from this URL instead of the keyserver ({distro}, {codename} too)"),
+    Setting("master_packages", ("mesosphere",), packages, "master",
+            "what install-master installs: space-separated Debian names, optional =version"),
+    Setting("slave_packages", ("mesos",), packages, "slave",
+            "what install-slave installs: space-separated Debian names, optional =version"),
+    Setting("marathon_config_style", "auto", marathon_style, "master",
+            "auto (from the installed version), conf-dir (Marathon <= 1.4) or env (>= 1.5)"),
+    Setting("quorum", None, quorum, "master",
+            "Mesos' quorum; empty: a majority, floor(n/2)+1; an explicit value must be a majority"),
+    Setting("allow_even_masters", False, boolean, "master",
+            "accept an even number of masters (true/false, yes/no, 1/0)"),
+    Setting("ssh_key_file", "", key_file, None,
+            "the SSH private key, relative to the inventory's directory; empty: Fabric's keys"),
+    Setting("ssh_user", "", user, None, "the SSH login of hosts without ssh_user=; empty: Fabric's"),
+    Setting("ssh_port", 22, _ssh_port, None, "the SSH port of hosts without ssh_port="),
+    Setting("zk_mesos_path", "/mesos", znode, "master", "Mesos' znode, at the end of /etc/mesos/zk"),
+    Setting("zk_marathon_path", "/marathon", znode, "master",
+            "Marathon's znode (must differ from Mesos')"),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
