@@ -48,8 +48,8 @@ def marathon(tmp_path_factory):
             "--http_port", str(MARATHON_PORT)], str(tmp / "marathon.log"))
         wait_port(MARATHON, MARATHON_PORT)
         wait(lambda: call("GET", "/v2/leader")[0] == 200)
-        wait(lambda: call("GET", f"http://{MASTER}:{MASTER_PORT}/master/state")[1]
-             ["activated_slaves"] == 2)
+        # Until it is elected the master answers 503 with a text body, not its state.
+        wait(lambda: activated_agents(f"http://{MASTER}:{MASTER_PORT}/master/state") == 2)
         yield tmp
     finally:
         for name, p in procs.items():
@@ -58,6 +58,11 @@ def marathon(tmp_path_factory):
         procs["zk"].stop()
         for ip in AGENTS:
             kill_checkpointed_tasks(tmp / ip)
+
+
+def activated_agents(url):
+    status, body = call("GET", url)[:2]
+    return body["activated_slaves"] if status == 200 else None
 
 
 def call(method, path, payload=None):
