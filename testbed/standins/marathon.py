@@ -43,7 +43,7 @@ import time
 import urllib.parse
 import uuid
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
 from . import common, flags as flagslib, maintenance, marathon_apps as apps, zk as zklib
 from .marathon_tasks import FAILURES, TaskRecords
@@ -193,9 +193,19 @@ class Marathon:
             os._exit(1)
 
     def _stand_again(self):
+        """Join the election again under a new session. The election's znode may be gone too
+        (an ensemble that re-formed from another member's data): Curator creates the parents
+        again, and so does this; a connection lost meanwhile means trying again."""
         log.info("ZooKeeper session re-established; joining the election again")
-        self._candidate()
-        self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+        while not self.stopping:
+            try:
+                self.zk.ensure_path(f"{self.path}/leader")
+                self._candidate()
+                self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+                return
+            except KazooException as e:
+                log.warning("Could not join the election (%r); trying again", e)
+                time.sleep(1)
 
     def _on_candidates(self, children):
         if self.stopping:
@@ -228,6 +238,8 @@ class Marathon:
         return f"{self.path}/state/apps/" + urllib.parse.quote(app_id, safe="")
 
     def _load_state(self):
+        for node in ("state/apps", "state/tasks"):   # gone if the ensemble lost its data
+            self.zk.ensure_path(f"{self.path}/{node}")
         self.apps = {}
         for name in self.zk.get_children(f"{self.path}/state/apps"):
             app = json.loads(self.zk.get(f"{self.path}/state/apps/{name}")[0].decode())
