@@ -8,11 +8,13 @@
 Everything is in `tasks/` (steps, playbooks) and `testbed/`; this file only names the tasks.
 """
 
+from contextlib import contextmanager
+
 from fabric import task
 from invoke import Collection, Task
 from invoke.exceptions import Exit
 
-from tasks import cli, marathon, playbooks, runner, status
+from tasks import apps, cli, http, marathon, playbooks, progress, runner, status
 from testbed import tasks as testbed_tasks
 
 DRY_RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs); change nothing"}
@@ -43,31 +45,125 @@ def cluster(c, dry_run=False):
     cli.run_stages(c, playbooks.CLUSTER, dry_run=dry_run)
 
 
-@task(help={"file": "the Marathon app definition (JSON)",
-            "no-update": "fail if the app exists instead of updating it with PUT",
-            "force": "update even if a deployment of the app is running",
-            "timeout": "seconds to wait for the deployment to finish"})
-def deploy_app(c, file, no_update=False, force=False, timeout=300):
-    """Send a Marathon app definition to /v2/apps and wait until its tasks run."""
+TIMEOUT_HELP = "seconds to wait for Marathon to finish; past it, say where the deployment stands"
+FORCE_HELP = "override the deployments that lock the app (Marathon's ?force=true)"
+
+
+@contextmanager
+def _marathon(c, task_name: str):
+    """A Marathon client on the masters (-H: those only); any failure is one line, exit 1."""
     cluster_ = cli.load_cluster(c)
-    masters = cli.target_hosts(c, cluster_, ("master",))
+    endpoints = [f"http://{m.ip}:{m.settings.marathon_port}"
+                 for m in cli.target_hosts(c, cluster_, ("master",))]
     try:
-        app = marathon.load_app_file(file)
-        result = marathon.deploy(
-            app, [f"http://{m.ip}:{m.settings.marathon_port}" for m in masters],
-            update=not no_update, force=force, timeout=float(timeout))
-    except (marathon.AppDefinitionError, marathon.MarathonError) as exc:
-        raise Exit(f"deploy-app failed: {exc}", code=1)
-    print(marathon.format_result(result))
+        with marathon.Marathon(endpoints, log=progress.println) as client:
+            yield client
+    except (marathon.AppDefinitionError, marathon.MarathonError, http.HttpError) as exc:
+        raise Exit(f"{task_name} failed: {exc}", code=1)
+
+
+@task(help={"file": "the Marathon app definition, or a group with \"apps\"/\"groups\" (JSON)",
+            "no-update": "fail if the app or group exists instead of replacing it with PUT",
+            "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
+def deploy_app(c, file, no_update=False, force=False, timeout=300):
+    """Send an app (/v2/apps) or group (/v2/groups) definition and wait until its tasks run."""
+    try:
+        kind, definition = marathon.load_definition(file)
+    except marathon.AppDefinitionError as exc:
+        raise Exit(f"deploy-app failed, nothing was sent: {exc}", code=1)
+    with _marathon(c, "deploy-app") as m:
+        progress.println(apps.deploy(m, kind, definition, update=not no_update, force=force,
+                                     timeout=float(timeout)))
 
 
 @task
-def cluster_status(c):
-    """Show ZooKeeper modes, Mesos and Marathon leaders, active agents and apps' tasks."""
-    print(status.format_state(status.collect(cli.load_cluster(c))))
+def app_list(c):
+    """List Marathon's apps: instances, running, healthy, staged, deployments under way."""
+    with _marathon(c, "app-list") as m:
+        progress.println(apps.list_apps(m))
+
+
+@task(help={"id": "the app id, e.g. /hello2"})
+def app_show(c, id):
+    """Show one app: key fields, tasks and hosts, last task failure, launch-queue delay."""
+    with _marathon(c, "app-show") as m:
+        progress.println(apps.show_app(m, id))
+
+
+@task(help={"id": "the app id", "instances": "how many tasks should run (0 stops them all)",
+            "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
+def app_scale(c, id, instances, force=False, timeout=300):
+    """Scale an app to N instances (PUT /v2/apps/{id}) and wait until N run."""
+    with _marathon(c, "app-scale") as m:
+        try:
+            count = int(instances)
+        except ValueError:
+            raise marathon.MarathonError(f"--instances must be a whole number, got {instances!r}")
+        progress.println(apps.scale(m, id, count, force=force, timeout=float(timeout)))
+
+
+@task(help={"id": "the app id", "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
+def app_restart(c, id, force=False, timeout=300):
+    """Restart an app's tasks (POST /v2/apps/{id}/restart) and wait for the new ones."""
+    with _marathon(c, "app-restart") as m:
+        progress.println(apps.restart(m, id, force=force, timeout=float(timeout)))
+
+
+@task(help={"id": "the app id", "timeout": TIMEOUT_HELP})
+def app_destroy(c, id, timeout=300):
+    """Remove an app and kill its tasks (DELETE /v2/apps/{id}); wait until it is gone."""
+    with _marathon(c, "app-destroy") as m:
+        progress.println(apps.destroy(m, id, timeout=float(timeout)))
+
+
+@task
+def deployments(c):
+    """List Marathon's running deployments: apps, step i/n, current actions, age."""
+    with _marathon(c, "deployments") as m:
+        progress.println(apps.list_deployments(m))
+
+
+@task(help={"id": "the deployment id (fab deployments lists them)",
+            "force": "stop it without rollback, leaving its apps part-way",
+            "timeout": TIMEOUT_HELP})
+def deployment_cancel(c, id, force=False, timeout=300):
+    """Cancel a deployment: Marathon rolls it back (waited for); --force stops it as it is."""
+    with _marathon(c, "deployment-cancel") as m:
+        progress.println(apps.cancel(m, id, force=force, timeout=float(timeout)))
+
+
+@task(help={"json": "print the facts and findings as JSON (same exit status)",
+            "deployment-age": "seconds after which a running deployment counts as stuck "
+                              f"(default {status.DEFAULT_DEPLOYMENT_AGE:g})",
+            "timeout": "seconds each call may take; the whole check ends within about "
+                       f"2 x timeout + 1 s (default {status.DEFAULT_TIMEOUT:g})"})
+def cluster_status(c, json=False, deployment_age=status.DEFAULT_DEPLOYMENT_AGE,
+                   timeout=status.DEFAULT_TIMEOUT):
+    """Health check: exit 0 healthy, 1 degraded, 2 down; one line per problem.
+
+    Asks every master in parallel (ZooKeeper srvr, Mesos /metrics/snapshot, Marathon
+    /v2/leader), then the leaders (ZooKeeper mntr, Mesos /master/state, Marathon apps,
+    deployments and launch queue). Read-only.
+
+    Down (2): no ZooKeeper quorum; no Mesos master elected (or several), or the elected one's
+    replicated log not recovered; no Marathon leader. Degraded (1): a ZooKeeper member down or
+    not serving, or fewer synced followers than the ensemble size - 1; a Mesos master
+    unreachable or its log not recovered; an inventory agent not active, or an agent the
+    inventory does not know; Marathon unreachable on a master; a deployment older than
+    --deployment-age; an app with fewer running (or, with health checks, healthy) tasks than
+    instances; an app in launch back-off. Anything unreachable is named with the reason.
+    """
+    report = status.check(cli.load_cluster(c), timeout=float(timeout),
+                          deployment_age=float(deployment_age))
+    print(status.to_json(report) if json else status.render(report))
+    if report.exit_code:
+        raise Exit(code=report.exit_code)
 
 
 ns = Collection(master, slave, cluster, deploy_app, cluster_status)
+for _app_task in (app_list, app_show, app_scale, app_restart, app_destroy, deployments,
+                  deployment_cancel):
+    ns.add_task(_app_task)
 for _step in playbooks.STEPS:
     ns.add_task(_step_task(_step))
 ns.add_collection(testbed_tasks.ns)

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 
 import requests
+import urllib3
 
 CONNECT_TIMEOUT = 3.05
 DEFAULT_TIMEOUT = 10.0
@@ -35,6 +36,10 @@ CHUNK = 65536
 
 class HttpError(Exception):
     """A request that failed, timed out, was too large, or answered malformed JSON."""
+
+
+class ConnectError(HttpError):
+    """No connection was made, so the request was never sent: safe to send it elsewhere."""
 
 
 @dataclass(frozen=True)
@@ -185,9 +190,15 @@ class Client:
         except requests.exceptions.SSLError as exc:
             raise HttpError(f"{what}: TLS error: {_short(exc)}") from None
         except requests.exceptions.ConnectTimeout:
-            raise HttpError(f"{what}: connection timed out") from None
+            raise ConnectError(f"{what}: connection timed out") from None
         except requests.exceptions.ConnectionError as exc:
-            raise HttpError(f"{what}: cannot connect: {_short(exc)}") from None
+            # Also raised when the connection broke after the request went out ("Connection
+            # aborted"): only a failed connect proves the server never saw the request.
+            unsent = isinstance(getattr(exc.args[0] if exc.args else None, "reason", None),
+                                urllib3.exceptions.NewConnectionError)
+            if unsent:
+                raise ConnectError(f"{what}: cannot connect: {_short(exc)}") from None
+            raise HttpError(f"{what}: connection broken: {_short(exc)}") from None
         except requests.exceptions.Timeout:
             raise HttpError(f"{what}: no answer within {timeout:g} s") from None
         except requests.RequestException as exc:
@@ -229,4 +240,5 @@ def _short(exc: Exception) -> str:
     for marker in ("Caused by ", "Failed to establish a new connection: "):
         if marker in text:
             text = text.rsplit(marker, 1)[1]
-    return " ".join(text.split())[:300]
+    # urllib3 nests reprs: "...: [Errno 111] Connection refused'))" loses its closing marks.
+    return " ".join(text.split()).rstrip("'\")")[:300]

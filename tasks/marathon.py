@@ -1,13 +1,16 @@
-"""Marathon apps: validate a definition, deploy it through the REST v2 API, wait until it runs.
+"""Marathon: app and group definitions checked before any request, and THE client of its REST
+v2 API (deploy-app, the app-* tasks, cluster-status and the rolling gates all use it).
 
-Validation is pure, so a bad ``hello.json`` is refused before any master is contacted, with every
-problem named by field.  The client takes one base URL per master and uses whichever answers
-(a non-leader proxies to the leader), then waits for the deployment to leave ``/v2/deployments``
-and for the app to have its instances running::
+Validation is pure, so a bad ``hello.json`` is refused before any master is contacted, with
+every problem named by field. The client sends every request through tasks.http (a deadline,
+a size cap, no redirects, strict JSON) to whichever master answers (a standby proxies to the
+leader), and turns every failure into one MarathonError line::
 
-    app = load_app_file("hello.json")
-    result = deploy(app, ["http://192.0.2.1:8080", "http://192.0.2.2:8080"], timeout=120)
-    print(format_result(result))
+    kind, definition = load_definition("hello.json")
+    with Marathon.for_cluster(cluster) as m:
+        change = m.submit(definition, kind)
+        m.wait_for("deployment of /hello2", change, ["/hello2"], runs_instances(), timeout=120)
+        print(m.leader(), m.app("/hello2")["tasksRunning"])
 """
 from __future__ import annotations
 
@@ -15,54 +18,40 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
 from urllib.parse import quote
 
-import requests
-
-__all__ = [
-    "AppDefinitionError", "MarathonError", "DeployResult",
-    "validate_app", "load_app_file", "deploy", "format_result", "app_status", "leader",
-]
+from tasks import http, progress
 
 # Marathon's own segment rule (app.raml), minus "." and "..": relative ids are not worth the risk.
 SEGMENT_RE = re.compile(r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$")
 RESERVED_LAST_SEGMENTS = ("restart", "tasks", "versions")
-CONNECT_TIMEOUT = 3.05
-READ_TIMEOUT = 10.0
+POLL_INTERVAL = 1.0
 
 
 class AppDefinitionError(ValueError):
-    """The app definition is unusable; ``problems`` lists every one, each starting with its field."""
+    """The definition is unusable; ``problems`` lists every one, each starting with its field."""
 
     def __init__(self, problems, source=None):
         self.problems = list(problems)
         self.source = source
         head = f"{source}: " if source else ""
-        super().__init__(head + "invalid app definition:\n  " + "\n  ".join(self.problems))
+        super().__init__(head + "invalid definition:\n  " + "\n  ".join(self.problems))
 
 
-class MarathonError(RuntimeError):
-    """Marathon refused the app, no master answered, or the deployment failed or timed out."""
+class MarathonError(Exception):
+    """Marathon refused, no master answered, or a deployment failed or timed out: one line
+    (a few for a 422's field errors), never a traceback."""
 
 
-class _NoMasterAnswered(MarathonError):
-    """Every endpoint failed; while waiting this may be a leader election, so it is retried."""
+class NoMasterAnswered(MarathonError):
+    """No master gave an answer (all down, or all without a leader: 502/503). During a wait this
+    is usually a leader election, so waits retry it until their deadline."""
 
 
-@dataclass
-class DeployResult:
-    app_id: str
-    created: bool          # False: an existing app was updated
-    deployment_id: str | None
-    version: str | None
-    endpoint: str          # the master that accepted the app
-    instances: int
-    tasks: list = field(default_factory=list)   # [{id, host, state, startedAt}]
-
-
-# --- validation ------------------------------------------------------------------------------
+# --- validation (pure) -----------------------------------------------------------------------
 
 def _got(value):
     try:
@@ -80,7 +69,7 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_id(app_id, problems):
+def _check_id(app_id, problems, base="/"):
     if app_id is None:
         problems.append("id: required (e.g. \"hello2\" or \"/group/hello2\")")
         return None
@@ -105,7 +94,13 @@ def _check_id(app_id, problems):
         problems.append(f"id: {app_id!r} is not valid: the last segment must not be "
                         f"{', '.join(RESERVED_LAST_SEGMENTS)} (Marathon reserves them)")
         return None
-    return "/" + "/".join(segments)
+    # Relative ids are relative to the enclosing group, as Marathon reads them.
+    absolute = "/" + "/".join(segments) if app_id.startswith("/") else \
+        base.rstrip("/") + "/" + "/".join(segments)
+    if not (absolute + "/").startswith(base.rstrip("/") + "/"):
+        problems.append(f"id: {app_id!r} is not inside its group {base}")
+        return None
+    return absolute
 
 
 def _check_command(data, problems):
@@ -124,15 +119,36 @@ def _check_command(data, problems):
         problems.append("cmd/args/container: exactly one of cmd or args, or a container, is required")
 
 
-def validate_app(data) -> dict:
-    """Return a copy of the app with an absolute id, or raise AppDefinitionError listing every problem.
+TOO_DEEP = (f"(top level): nested deeper than {http.MAX_JSON_DEPTH} levels, which Marathon "
+            f"refuses")
 
-    Only the fields this project relies on are type-checked; other Marathon fields pass through.
-    """
+
+def _refuse_deep_nesting(data):
+    """Checked first: walking a definition nested past Marathon's limit is pointless."""
+    if http.json_depth(data) > http.MAX_JSON_DEPTH:
+        raise AppDefinitionError([TOO_DEEP])
+
+
+def _check_finite(data, problems):
+    """NaN and Infinity: Python's json reads them, Marathon and the JSON standard do not."""
+    stack = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{where or '(top level)'}: {value!r} is not a number JSON can carry "
+                            f"(NaN and Infinity are not JSON)")
+        elif isinstance(value, dict):
+            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in enumerate(value))
+
+
+def _app_problems(data, base="/") -> tuple[str | None, list[str]]:
+    """(absolute app id or None, problems) for one app definition inside group `base`."""
     if not isinstance(data, dict):
-        raise AppDefinitionError([f"(top level): must be a JSON object, got {type(data).__name__}"])
+        return None, [f"(top level): must be a JSON object, got {type(data).__name__}"]
     problems = []
-    app_id = _check_id(data.get("id"), problems)
+    app_id = _check_id(data.get("id"), problems, base)
     _check_command(data, problems)
 
     for name, strict in (("cpus", True), ("mem", True), ("disk", False), ("gpus", False)):
@@ -173,13 +189,82 @@ def validate_app(data) -> dict:
                          if not (isinstance(c, list) and 2 <= len(c) <= 3
                                  and all(isinstance(s, str) for s in c))]
 
+    return app_id, problems
+
+
+def validate_app(data) -> dict:
+    """Return a copy of the app with an absolute id, or raise AppDefinitionError listing every
+    problem. Only the fields this project relies on are type-checked; other Marathon fields
+    pass through, but nowhere may a value be NaN or Infinity, or nested past Marathon's limit.
+    """
+    _refuse_deep_nesting(data)
+    app_id, problems = _app_problems(data)
+    _check_finite(data, problems)
     if problems:
         raise AppDefinitionError(problems)
     return {**data, "id": app_id}
 
 
-def load_app_file(path) -> dict:
-    """Read and validate an app definition file; errors name the file (and line:col for bad JSON)."""
+def is_group(data) -> bool:
+    """A group definition (for /v2/groups) has "apps" or "groups"; an app has neither."""
+    return isinstance(data, dict) and ("apps" in data or "groups" in data)
+
+
+def validate_group(data) -> dict:
+    """Return a copy of the group with every id absolute (apps inside it checked as apps), or
+    raise AppDefinitionError listing every problem with its place (``apps[1].cpus: ...``)."""
+    _refuse_deep_nesting(data)
+    problems = []
+    group = _group(data, "/", "", problems)
+    _check_finite(data, problems)
+    if problems:
+        raise AppDefinitionError(problems)
+    return group
+
+
+def _group(data, base, where, problems):
+    if not isinstance(data, dict):
+        problems.append(f"{where or '(top level)'}: must be a JSON object, got "
+                        f"{type(data).__name__}")
+        return None
+    field = f"{where}." if where else ""
+    id_problems = []
+    group_id = _check_id(data.get("id"), id_problems, base)
+    if data.get("id") is None:
+        id_problems = [f"id: required (the group's path, e.g. \"/prod\")"]
+    problems += [field + p for p in id_problems]
+    group = dict(data)
+    if group_id is None:
+        return None
+    group["id"] = group_id
+    for key in ("apps", "groups"):
+        if key in data and not isinstance(data[key], list):
+            problems.append(f"{field}{key}: must be a list, got {_got(data[key])[:80]}")
+    apps = []
+    for i, app in enumerate(data.get("apps") or [] if isinstance(data.get("apps"), list) else []):
+        app_id, app_problems = _app_problems(app, group_id)
+        problems += [f"{field}apps[{i}].{p}" for p in app_problems]
+        apps.append({**app, "id": app_id} if isinstance(app, dict) else app)
+    if "apps" in data:
+        group["apps"] = apps
+    if isinstance(data.get("groups"), list):
+        group["groups"] = [_group(g, group_id, f"{field}groups[{i}]", problems)
+                           for i, g in enumerate(data["groups"])]
+    return group
+
+
+def group_app_ids(group: dict) -> list[str]:
+    """Every app id in a validated group, its subgroups included."""
+    ids = [a["id"] for a in group.get("apps") or []]
+    for sub in group.get("groups") or []:
+        ids += group_app_ids(sub)
+    return ids
+
+
+def load_definition(path) -> tuple[str, dict]:
+    """Read and validate an app or group file -> ("app" | "group", definition).
+
+    Errors name the file, and the line and column for malformed JSON, the field otherwise."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -192,235 +277,442 @@ def load_app_file(path) -> dict:
     except json.JSONDecodeError as e:
         raise AppDefinitionError([f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}"],
                                  source=path) from None
+    except RecursionError:
+        raise AppDefinitionError([TOO_DEEP], source=path) from None
     try:
-        return validate_app(data)
+        if is_group(data):
+            return "group", validate_group(data)
+        return "app", validate_app(data)
     except AppDefinitionError as e:
         raise AppDefinitionError(e.problems, source=path) from None
 
 
-# --- HTTP ------------------------------------------------------------------------------------
+# --- the client ------------------------------------------------------------------------------
 
-def _body(response):
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
-
-
-def _message(body):
-    if isinstance(body, dict) and "message" in body:
-        return str(body["message"])
-    return _got(body)[:500]
+@dataclass(frozen=True)
+class Change:
+    """Marathon's answer to a write: the deployment it started."""
+    deployment_id: str | None
+    version: str | None
+    endpoint: str
+    created: bool = False       # 201: the write created the app or group
 
 
-class _Masters:
-    """The Marathon masters, tried in order; the last one that answered is tried first next time."""
+class Marathon:
+    """THE Marathon client: every request the tool makes to Marathon goes through here, bounded
+    by tasks.http (deadline, size cap, no redirects, strict JSON).
 
-    def __init__(self, session, endpoints, log):
-        self.session, self.log = session, log
+    The endpoints (one per master) are tried in order; the first that answers is tried first
+    next time. Any master will do: a standby proxies every request to the leader, as the real
+    Marathon does. A master that does not answer, or answers 502/503 (no leader elected yet,
+    not ready), is skipped. A write goes to the next master only when the previous one surely
+    did not act on it (no connection made, or 502/503), so a restart is never sent twice.
+    """
+
+    board = progress.BOARD      # where waits show what they wait for
+
+    def __init__(self, endpoints: list[str], *, auth: tuple[str, str] | None = None,
+                 ca_bundle: str = "", timeout: float = 10.0, log=print):
         self.endpoints = [e.rstrip("/") for e in endpoints]
         if not self.endpoints:
             raise MarathonError("no Marathon endpoint given (expected e.g. http://192.0.2.1:8080)")
+        self.http = http.Client(auth=auth, ca_bundle=ca_bundle)
+        self.auth = auth
+        self.timeout = timeout
+        self.log = log
 
-    def call(self, method, path, *, json_body=None, params=None, deadline=None):
-        """Return (endpoint, response) from the first master that answers without a 5xx."""
-        read_timeout = READ_TIMEOUT
-        if deadline is not None:
-            read_timeout = max(0.1, min(READ_TIMEOUT, deadline - time.monotonic()))
+    @classmethod
+    def for_cluster(cls, cluster, **kwargs) -> "Marathon":
+        """One endpoint per master of a tasks.inventory.Cluster: http://<ip>:<marathon_port>."""
+        return cls([f"http://{m.ip}:{m.settings.marathon_port}" for m in cluster.masters],
+                   **kwargs)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- one request, on the first master that answers --------------------------------------
+
+    def call(self, method: str, path: str, *, body=None,
+             params=None) -> tuple[str, http.Response]:
+        """Send to the masters in turn; return (endpoint, response) of the first that answered.
+
+        Answers below 500 are returned as they are (the caller knows what 404 or 409 means),
+        except redirects: Marathon never redirects, and following one could send credentials
+        or a write elsewhere.
+        """
+        write = method not in ("GET", "HEAD")
         failures = []
         for endpoint in list(self.endpoints):
             try:
-                response = self.session.request(method, endpoint + path, json=json_body, params=params,
-                                                timeout=(CONNECT_TIMEOUT, read_timeout))
-            except requests.RequestException as e:
-                error = f"{type(e).__name__}: {e}"
+                r = self.http.request(method, endpoint + path, json_body=body, params=params,
+                                      timeout=self.timeout)
+            except http.ConnectError as exc:
+                failures.append(_after_url(str(exc), endpoint + path))
+            except http.HttpError as exc:
+                if write:   # the master may have acted on it: never send it twice
+                    raise MarathonError(f"{exc} (not sent to another master: this one may "
+                                        f"have acted on it; see fab deployments)") from None
+                failures.append(_after_url(str(exc), endpoint + path))
             else:
-                # 5xx is a master without a leader (502) or not ready (503): another may do better.
-                if response.status_code < 500:
+                if 300 <= r.status < 400:
+                    failures.append(f"{endpoint}: HTTP {r.status} redirect to "
+                                    f"{r.headers.get('Location', '?')} (not followed)")
+                elif r.status in (502, 503) or (r.status >= 500 and not write):
+                    failures.append(f"{endpoint}: HTTP {r.status} {_error_text(r)}")
+                elif r.status >= 500:
+                    raise MarathonError(f"{method} {path} on {endpoint}: HTTP {r.status} "
+                                        f"{_error_text(r)}")
+                else:
                     self.endpoints.remove(endpoint)
                     self.endpoints.insert(0, endpoint)
-                    return endpoint, response
-                error = f"HTTP {response.status_code} {_message(_body(response))}"
-            failures.append(f"{endpoint}: {error}")
-            self.log(f"marathon: {method} {path}: skipping {endpoint} ({error})")
-        raise _NoMasterAnswered(f"no Marathon master answered {method} {path}:\n  " + "\n  ".join(failures))
+                    return endpoint, r
+            self.log(f"marathon: {method} {path}: skipping {failures[-1]}")
+        raise NoMasterAnswered(f"no Marathon master answered {method} {path}: "
+                               + "; ".join(failures))
 
+    def _refused(self, method: str, path: str, endpoint: str, r: http.Response,
+                 subject: str = "") -> MarathonError:
+        """An answer the caller did not expect, explained on one line (422: one per field)."""
+        where = f"{method} {path} on {endpoint}"
+        if r.status == 401:
+            hint = ("the credentials were refused" if self.auth
+                    else "Marathon asks for credentials (HTTP basic auth) and none are set")
+            return MarathonError(f"{where}: HTTP 401: {hint}")
+        if r.status == 403:
+            return MarathonError(f"{where}: HTTP 403: not allowed for these credentials: "
+                                 f"{_error_text(r)}")
+        if r.status == 409 and _locking_deployments(r):
+            return MarathonError(
+                f"{subject or path} is locked by deployment {', '.join(_locking_deployments(r))} "
+                f"(HTTP 409): wait for it to finish (fab deployments), or rerun with --force to "
+                f"override it")
+        if r.status == 422:
+            return MarathonError(f"Marathon refused {subject or path} (HTTP 422 "
+                                 f"{_error_text(r)}):\n  " + "\n  ".join(_field_errors(r)))
+        if r.status == 400:
+            return MarathonError(f"Marathon refused {subject or path} (HTTP 400): "
+                                 f"{_error_text(r)}")
+        return MarathonError(f"{where}: HTTP {r.status} {_error_text(r)}")
 
-def _app_path(app_id):
-    return "/v2/apps" + quote("/" + app_id.lstrip("/"), safe="/")
+    def _json(self, r: http.Response, key: str | None, kind: type, what: str):
+        """r's JSON (or its `key`), checked to be of `kind`: MarathonError otherwise."""
+        try:
+            value = r.json()
+        except http.HttpError as exc:
+            raise MarathonError(str(exc)) from None
+        if key is not None:
+            value = _typed(value, dict, what).get(key)
+        return _typed(value, kind, what + (f": {key}" if key else ""))
 
+    def _get(self, path: str, key: str | None, kind: type, *, params=None, missing=None):
+        """GET path and return body[key] (or the body) checked to be of `kind`.
 
-def _deployment_id(response, body):
-    header = response.headers.get("Marathon-Deployment-Id")
-    if header:
-        return header
-    if isinstance(body, dict):
-        if body.get("deploymentId"):
-            return body["deploymentId"]
-        deployments = body.get("deployments") or []
-        if deployments and isinstance(deployments[0], dict):
-            return deployments[0].get("id")
-    return None
+        `missing(response)` handles a 404; without it a 404 is an error."""
+        endpoint, r = self.call("GET", path, params=params)
+        if r.status == 404 and missing is not None:
+            return missing(r)
+        if r.status != 200:
+            raise self._refused("GET", path, endpoint, r)
+        return self._json(r, key, kind, f"GET {path} on {endpoint}")
 
+    # --- reads ------------------------------------------------------------------------------
 
-def _submit(masters, app, update, force, deadline):
-    """POST (or PUT on 409); return (endpoint, created, deployment_id, version)."""
-    app_id = app["id"]
-    endpoint, r = masters.call("POST", "/v2/apps", json_body=app, deadline=deadline)
-    body = _body(r)
-    if r.status_code == 409:
+    def leader(self) -> str | None:
+        """GET /v2/leader: the elected leader's "host:port", or None when none is elected."""
+        return self._get("/v2/leader", "leader", str, missing=lambda r: None)
+
+    def apps(self) -> list[dict]:
+        """GET /v2/apps with each app's tasks and last task failure (counts and deployments
+        Marathon always embeds)."""
+        apps = self._get("/v2/apps", "apps", list,
+                         params=[("embed", "apps.tasks"), ("embed", "apps.lastTaskFailure")])
+        return _dicts(apps, "GET /v2/apps: apps")
+
+    def app(self, app_id: str) -> dict:
+        """GET /v2/apps/{id}: the app with its tasks, counts, deployments and last task failure;
+        MarathonError naming the app when it does not exist."""
+        return self._get(_app_path(app_id), "app", dict, missing=_unknown("app", app_id))
+
+    def deployments(self) -> list[dict]:
+        """GET /v2/deployments: the running deployments (a finished one leaves the list)."""
+        return _dicts(self._get("/v2/deployments", None, list), "GET /v2/deployments")
+
+    def queue(self) -> list[dict]:
+        """GET /v2/queue: the launch queue; delay.timeLeftSeconds > 0 is a launch back-off."""
+        return _dicts(self._get("/v2/queue", "queue", list), "GET /v2/queue: queue")
+
+    def find_app(self, app_id: str) -> dict | None:
+        """GET /v2/apps/{id}, or None when it does not exist (no error)."""
+        return self._get(_app_path(app_id), "app", dict, missing=lambda r: None)
+
+    # --- writes: each starts a deployment ---------------------------------------------------
+
+    def _write(self, method: str, path: str, subject: str, *, body=None, force=False,
+               params=(), expect=(200, 201), missing=None) -> tuple[http.Response, Change]:
+        """Send one write; answers in `expect` come back with the Change, others are explained."""
+        query = [*params, ("force", "true")] if force else list(params)
+        endpoint, r = self.call(method, path, body=body, params=query or None)
+        if r.status == 404 and missing is not None:
+            missing(r)
+        if r.status not in expect:
+            raise self._refused(method, path, endpoint, r, subject)
+        return r, _change(r, endpoint, self._json(r, None, object, f"{method} {path}")
+                          if r.body else None)
+
+    def submit(self, definition: dict, kind: str, *, update: bool = True,
+               force: bool = False) -> Change:
+        """Create an app (POST /v2/apps) or group (POST /v2/groups); when it exists and `update`
+        is on, replace it (PUT). `force` overrides the deployments that lock it."""
+        subject = f"{kind} {definition['id']}"
+        create = "/v2/apps" if kind == "app" else "/v2/groups"
+        r, change = self._write("POST", create, subject, body=definition, expect=(201, 409))
+        if r.status == 201:
+            return change
         if not update:
-            raise MarathonError(f"app {app_id} already exists and updating is off (--no-update); "
+            raise MarathonError(f"{subject} already exists and updating is off (--no-update); "
                                 f"run without --no-update to replace its definition")
-        endpoint, r = masters.call("PUT", _app_path(app_id), json_body=app,
-                                   params={"force": "true"} if force else None, deadline=deadline)
-        body = _body(r)
-        if r.status_code == 409:
-            ids = [d.get("id") for d in (body.get("deployments") or []) if isinstance(d, dict)] \
-                if isinstance(body, dict) else []
-            raise MarathonError(f"app {app_id} is locked by deployment(s) {', '.join(map(str, ids)) or '?'} "
-                                f"({_message(body)}); wait for them to finish, or rerun with --force "
-                                f"(force=True) to override them")
-        method = "PUT"
+        # partialUpdate=false: the file is the whole definition; a field left out of it must
+        # go back to Marathon's default, not keep its old value (Marathon >= 1.5; 1.4 ignores it).
+        path = (_app_path(definition["id"]) if kind == "app"
+                else "/v2/groups" + quote(definition["id"], safe="/"))
+        _, change = self._write("PUT", path, subject, body=definition, force=force,
+                                params=[("partialUpdate", "false")] if kind == "app" else [])
+        return change
+
+    def scale(self, app_id: str, instances: int, *, force: bool = False) -> Change:
+        """PUT /v2/apps/{id} {"instances": N}: a partial update that only scales."""
+        return self._write("PUT", _app_path(app_id), f"app {_absolute(app_id)}",
+                           body={"instances": instances}, force=force,
+                           missing=_unknown("app", app_id))[1]
+
+    def restart(self, app_id: str, *, force: bool = False) -> Change:
+        """POST /v2/apps/{id}/restart: replace every task, following the upgradeStrategy."""
+        return self._write("POST", _app_path(app_id) + "/restart", f"app {_absolute(app_id)}",
+                           force=force, missing=_unknown("app", app_id))[1]
+
+    def destroy(self, app_id: str) -> Change:
+        """DELETE /v2/apps/{id}: kill its tasks and remove it (Marathon forces this one)."""
+        return self._write("DELETE", _app_path(app_id), f"app {_absolute(app_id)}",
+                           missing=_unknown("app", app_id))[1]
+
+    def cancel_deployment(self, deployment_id: str, *, force: bool = False) -> Change | None:
+        """DELETE /v2/deployments/{id}: Marathon answers with a NEW deployment that rolls back;
+        with `force` it only stops (202, no rollback) and this returns None."""
+        r, change = self._write("DELETE", "/v2/deployments/" + quote(deployment_id, safe=""),
+                                f"deployment {deployment_id}", force=force, expect=(200, 202),
+                                missing=_unknown("deployment", deployment_id))
+        return None if r.status == 202 else change
+
+    # --- waiting ----------------------------------------------------------------------------
+
+    def wait_for(self, what: str, change: Change | None, app_ids: list[str],
+                 settled: Callable[[dict], tuple[bool, str]], *, timeout: float,
+                 poll: float = POLL_INTERVAL) -> dict:
+        """Poll until the change's deployment has left /v2/deployments and
+        `settled({app id: app or None})` says done; return those apps.
+
+        Fails at once when the deployment is over but a task failed since the change; at the
+        deadline, fails with the deployment's step, its current actions and the apps' last
+        task failures. A moment without any master answering (a leader election) is waited out.
+        Each request has its own timeout, so a wait ends by `timeout` plus one poll.
+        """
+        deadline = time.monotonic() + timeout
+        deployment_id = change.deployment_id if change else None
+        since = change.version if change else None
+        running, apps, state = None, {}, "no answer yet"
+        with self.board.waiting(what, host="marathon") as wait:
+            while True:
+                try:
+                    running = next((d for d in self.deployments()
+                                    if d.get("id") == deployment_id), None) \
+                        if deployment_id else None
+                    apps = {a: self.find_app(a) for a in app_ids}
+                    done, state = settled(apps)
+                    if running is not None:
+                        state = f"{describe_deployment(running)}; {state}"
+                    elif done:
+                        return apps
+                    else:
+                        failed = [a for a in apps.values() if _failure_is_new(a, since)]
+                        if failed:
+                            raise MarathonError(f"{what} failed: {state}; "
+                                                + "; ".join(map(last_failure, failed)))
+                except NoMasterAnswered as exc:
+                    state = f"no master answers ({exc})"
+                wait.update(state)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise MarathonError(_timeout_report(what, timeout, deployment_id, running,
+                                                        apps, state))
+                time.sleep(min(poll, remaining))
+
+
+def _timeout_report(what, timeout, deployment_id, running, apps, state) -> str:
+    """One line: what did not finish, where its deployment stands, and why tasks failed."""
+    if running is not None:
+        where = describe_deployment(running)
+    elif deployment_id:
+        where = f"deployment {deployment_id} is over"
     else:
-        method = "POST"
-    if r.status_code in (200, 201):
-        version = body.get("version") if isinstance(body, dict) else None
-        return endpoint, r.status_code == 201, _deployment_id(r, body), version
-    if r.status_code == 422:
-        details = body.get("details") if isinstance(body, dict) else None
-        lines = [f"{d.get('path', '?')}: {'; '.join(map(str, d.get('errors') or []))}"
-                 for d in details or [] if isinstance(d, dict)]
-        raise MarathonError(f"Marathon refused app {app_id} (422 {_message(body)}):\n  "
-                            + "\n  ".join(lines or [_got(body)[:500]]))
-    if r.status_code == 400:
-        raise MarathonError(f"Marathon refused app {app_id} (400 bad request): {_message(body)}")
-    raise MarathonError(f"unexpected answer to {method} {r.request.path_url} from {endpoint}: "
-                        f"HTTP {r.status_code} {_got(body)[:500]}")
+        where = "no deployment"
+    failures = [last_failure(a) for a in apps.values() if a and a.get("lastTaskFailure")]
+    return (f"{what} did not finish within {timeout:g} s: {where}; last state: {state}"
+            + "".join(f"; {f}" for f in failures) + " (Marathon goes on with it; see fab "
+            "deployments, and fab deployment-cancel to roll it back)")
 
 
-def _parse_time(value):
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        return None
+# --- answers -> facts and text -----------------------------------------------------------------
+
+def describe_deployment(d: dict) -> str:
+    """"deployment 5ed4 step 2/2: ScaleApplication /web"."""
+    return (f"deployment {d.get('id')} step {d.get('currentStep', '?')}/"
+            f"{d.get('totalSteps', '?')}: {current_actions(d) or 'no actions'}")
 
 
-def _failure_is_new(failure, version):
-    """True when lastTaskFailure happened after our deployment started (its version timestamp)."""
-    if not isinstance(failure, dict):
+def current_actions(d: dict) -> str:
+    return ", ".join(f"{a.get('action')} {a.get('app') or a.get('pod') or ''}".strip()
+                     for a in d.get("currentActions") or [] if isinstance(a, dict))
+
+
+def last_failure(app: dict) -> str:
+    f = app.get("lastTaskFailure")
+    if not isinstance(f, dict):
+        return f"{app.get('id')}: no task failure"
+    return (f"last task failure of {app.get('id')}: {f.get('state', '?')} on "
+            f"{f.get('host') or '?'} at {f.get('timestamp', '?')}: "
+            f"{' '.join(str(f.get('message') or '').split()) or '(no message)'}")
+
+
+def task_counts(app: dict) -> str:
+    """"2/3 running, 1 staged" (and healthy counts when the app has health checks)."""
+    text = f"{app.get('tasksRunning', 0)}/{app.get('instances', '?')} running"
+    if app.get("tasksStaged"):
+        text += f", {app['tasksStaged']} staged"
+    if app.get("healthChecks"):
+        text += f", {app.get('tasksHealthy', 0)} healthy"
+    return text
+
+
+def runs(app: dict | None, instances: int, exclude: frozenset = frozenset()) -> bool:
+    """The app runs exactly `instances` tasks, none of `exclude`, all healthy if it checks."""
+    if not app:
         return False
-    if version and failure.get("version") == version:
+    tasks = [t for t in app.get("tasks") or [] if isinstance(t, dict)]
+    running = [t for t in tasks if t.get("state") == "TASK_RUNNING"
+               and t.get("id") not in exclude]
+    healthy = not app.get("healthChecks") or app.get("tasksHealthy", 0) >= instances
+    return len(tasks) == len(running) == instances and healthy
+
+
+def _failure_is_new(app: dict | None, since: str | None) -> bool:
+    """True when the app's lastTaskFailure happened after the change (its version timestamp)."""
+    failure = (app or {}).get("lastTaskFailure")
+    if not isinstance(failure, dict) or not since:
+        return False
+    if failure.get("version") == since:
         return True
-    started, failed = _parse_time(version), _parse_time(failure.get("timestamp"))
+    started, failed = parse_time(since), parse_time(failure.get("timestamp"))
     return bool(started and failed and failed >= started)
 
 
-def _describe_app(app):
-    state = f"{app.get('tasksRunning', 0)}/{app.get('instances', '?')} tasks running"
-    if app.get("tasksStaged"):
-        state += f", {app['tasksStaged']} staged"
-    failure = app.get("lastTaskFailure")
-    if isinstance(failure, dict):
-        state += (f"; last task failure {failure.get('state', '')} at {failure.get('timestamp', '?')} "
-                  f"on {failure.get('host', '?')}: {failure.get('message', '')}")
-    return state
+def parse_time(value) -> datetime | None:
+    """Marathon's timestamps ("2024-05-01T10:00:00.000Z") as aware datetimes."""
+    try:
+        t = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def _wait(masters, app_id, deployment_id, version, timeout, poll_interval, deadline, log):
-    """Poll until the deployment left /v2/deployments and the app runs its instances; return the app."""
-    last_state = logged_state = "no answer yet"
-    while True:
-        try:
-            listed = None
-            if deployment_id:
-                _, r = masters.call("GET", "/v2/deployments", deadline=deadline)
-                deployments = _body(r) if r.status_code == 200 else None
-                if not isinstance(deployments, list):
-                    raise MarathonError(f"GET /v2/deployments: HTTP {r.status_code} {_got(_body(r))[:300]}")
-                listed = next((d for d in deployments if isinstance(d, dict)
-                               and d.get("id") == deployment_id), None)
-            if listed is not None:
-                actions = ", ".join(f"{a.get('action')} {a.get('app')}" for a in listed.get("currentActions") or []
-                                    if isinstance(a, dict))
-                last_state = (f"deployment still running, step {listed.get('currentStep', '?')}/"
-                              f"{listed.get('totalSteps', '?')} {actions}").rstrip()
-            else:
-                app = _get_app(masters, app_id, deadline)
-                if app.get("tasksRunning", 0) >= app.get("instances", 1):
-                    return app
-                last_state = "deployment finished; " + _describe_app(app)
-                if _failure_is_new(app.get("lastTaskFailure"), version):
-                    raise MarathonError(f"deployment {deployment_id or '(none)'} of {app_id} failed: "
-                                        + _describe_app(app))
-        except _NoMasterAnswered as e:
-            # A leader election makes every master answer 502 for a moment: keep polling.
-            last_state = str(e)
-        if last_state != logged_state:
-            log(f"marathon: {app_id}: {last_state}")
-            logged_state = last_state
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise MarathonError(f"deployment {deployment_id or '(none)'} of {app_id} did not finish within "
-                                f"{timeout:g} s; last state: {last_state}")
-        time.sleep(min(poll_interval, remaining))
+def _change(r: http.Response, endpoint: str, body) -> Change:
+    """Marathon-Deployment-Id header, else the body's deploymentId or deployments[0].id."""
+    deployment_id = r.headers.get("Marathon-Deployment-Id")
+    version = None
+    if isinstance(body, dict):
+        deployments = body.get("deployments")
+        if not deployment_id:
+            deployment_id = body.get("deploymentId") or (
+                deployments[0].get("id") if isinstance(deployments, list) and deployments
+                and isinstance(deployments[0], dict) else None)
+        version = body.get("version")
+    return Change(deployment_id=deployment_id if isinstance(deployment_id, str) else None,
+                  version=version if isinstance(version, str) else None,
+                  endpoint=endpoint, created=r.status == 201)
 
 
-def deploy(app: dict, endpoints: list[str], *, update: bool = True, force: bool = False,
-           timeout: float = 300, poll_interval: float = 1.0, log=print) -> DeployResult:
-    """Create (or, with ``update``, replace) the app and wait until its tasks run.
-
-    ``force`` overrides deployments that lock an existing app (``PUT ...?force=true``).
-    """
-    app = validate_app(app)
-    deadline = time.monotonic() + timeout
-    with requests.Session() as session:
-        masters = _Masters(session, endpoints, log)
-        endpoint, created, deployment_id, version = _submit(masters, app, update, force, deadline)
-        log(f"marathon: {'created' if created else 'updated'} {app['id']} via {endpoint}, "
-            f"deployment {deployment_id or '(none)'}; waiting up to {timeout:g} s")
-        status = _wait(masters, app["id"], deployment_id, version, timeout, poll_interval, deadline, log)
-    tasks = [{k: t.get(k) for k in ("id", "host", "state", "startedAt")}
-             for t in status.get("tasks") or [] if isinstance(t, dict)]
-    return DeployResult(app_id=app["id"], created=created, deployment_id=deployment_id,
-                        version=version or status.get("version"), endpoint=endpoint,
-                        instances=status.get("instances", len(tasks)), tasks=tasks)
+def _locking_deployments(r: http.Response) -> list[str]:
+    """The ids of a 409 "locked by one or more deployments" answer; [] for other 409s."""
+    try:
+        body = r.json()
+    except http.HttpError:
+        return []
+    deployments = body.get("deployments") if isinstance(body, dict) else None
+    return [str(d.get("id")) for d in deployments or [] if isinstance(d, dict)]
 
 
-def format_result(result: DeployResult) -> str:
-    """A few lines for the CLI: what happened, through which master, and where the tasks run."""
-    lines = [f"{'created' if result.created else 'updated'} {result.app_id} "
-             f"(version {result.version or '?'}, deployment {result.deployment_id or '-'}) "
-             f"via {result.endpoint}",
-             f"  {len(result.tasks)}/{result.instances} tasks"]
-    lines += [f"  {t.get('id')}  {t.get('host') or '?'}  {t.get('state') or '?'}  "
-              f"started {t.get('startedAt') or '-'}" for t in result.tasks]
-    return "\n".join(lines)
+def _after_url(message: str, url: str) -> str:
+    """"GET http://h:8080/v2/x: cannot connect: ..." -> "http://h:8080: cannot connect: ..."."""
+    base = url.split("/v2/", 1)[0]
+    return base + message.split(url, 1)[-1] if url in message else message
 
 
-def app_status(app_id: str, endpoints, *, log=print) -> dict:
-    """GET /v2/apps/{id} → the ``app`` object; MarathonError if no master answers or it does not exist."""
-    with requests.Session() as session:
-        return _get_app(_Masters(session, endpoints, log), app_id)
+def _error_text(r: http.Response) -> str:
+    """Marathon's error text: the body's "message", else the body itself, on one line."""
+    try:
+        body = http.parse_json(r.body, "") if r.body else None
+    except http.HttpError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return " ".join(body["message"].split())
+    return " ".join(r.text.split())[:300]
 
 
-def _get_app(masters, app_id, deadline=None):
-    endpoint, r = masters.call("GET", _app_path(app_id), deadline=deadline)
-    body = _body(r)
-    if r.status_code == 404:
-        raise MarathonError(f"app /{app_id.lstrip('/')} does not exist ({endpoint}: {_message(body)})")
-    if r.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("app"), dict):
-        raise MarathonError(f"GET {_app_path(app_id)} on {endpoint}: HTTP {r.status_code} {_got(body)[:500]}")
-    return body["app"]
+def _field_errors(r: http.Response) -> list[str]:
+    """422 details [{path, errors}] -> ["/mem: got 16.0, expected 32.0 or more", ...]."""
+    try:
+        body = r.json()
+    except http.HttpError:
+        return [r.text[:300]]
+    details = body.get("details") if isinstance(body, dict) else None
+    lines = [f"{d.get('path', '?')}: {'; '.join(map(str, d.get('errors') or []))}"
+             for d in details or [] if isinstance(d, dict)]
+    return lines or [_got(body)[:300]]
 
 
-def leader(endpoints: list[str], *, log=print) -> str:
-    """GET /v2/leader → "host:port" of the elected Marathon; MarathonError when none is elected."""
-    with requests.Session() as session:
-        endpoint, r = _Masters(session, endpoints, log).call("GET", "/v2/leader")
-    body = _body(r)
-    if r.status_code == 404:
-        raise MarathonError(f"no Marathon leader is elected ({endpoint}: {_message(body)})")
-    if r.status_code != 200 or not isinstance(body, dict) or not body.get("leader"):
-        raise MarathonError(f"GET /v2/leader on {endpoint}: HTTP {r.status_code} {_got(body)[:500]}")
-    return body["leader"]
+_KIND_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer"}
+
+
+def _typed(value, kind: type, what: str):
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise MarathonError(f"{what}: expected {_KIND_NAMES.get(kind, kind.__name__)}, got "
+                            f"{_got(value)[:80]}")
+    return value
+
+
+def _dicts(items: list, what: str) -> list[dict]:
+    for i, item in enumerate(items):
+        _typed(item, dict, f"{what}[{i}]")
+    return items
+
+
+def _unknown(kind: str, ident: str):
+    """A 404 handler: MarathonError naming the app (or deployment) and Marathon's words."""
+    name = _absolute(ident) if kind == "app" else ident
+
+    def missing(r):
+        raise MarathonError(f"{kind} {name} does not exist ({_error_text(r)})")
+    return missing
+
+
+def _absolute(app_id: str) -> str:
+    return "/" + app_id.strip("/")
+
+
+def _app_path(app_id: str) -> str:
+    return "/v2/apps" + quote(_absolute(app_id), safe="/")

@@ -1,86 +1,501 @@
-"""`fab cluster-status`: the cluster as its own services see it, asked over the network.
+"""`fab cluster-status`: the cluster's health as its own services report it, for people and for
+monitoring.
 
-ZooKeeper's `srvr` four-letter word on each master, each mesos-master's /metrics/snapshot and
-the leader's /master/state, Marathon's /v2/leader and /v2/apps with their tasks. Read-only; it
-needs the control machine to reach the masters' addresses (as the tutorial's browser does).
+Asked over the network from the control machine, read-only, in two rounds of parallel calls:
+first every master (ZooKeeper `srvr`, Mesos `/metrics/snapshot`, Marathon `/v2/leader`), then
+the leaders found (the ZooKeeper leader's `mntr`, the Mesos leader's `/master/state`, Marathon's
+apps, deployments and launch queue). Every call is bounded by `timeout` (tasks.http, tasks.zk,
+tasks.marathon), so the check ends within about 2 x timeout + 1 s whatever is down::
+
+    report = check(cluster, timeout=3, deployment_age=600)
+    print(render(report))        # or to_json(report)
+    report.exit_code             # 0 healthy, 1 degraded, 2 down
+
+The verdict (the worst finding):
+- down (2): ZooKeeper has no quorum (no member leads, or more than one does); no Mesos master is
+  elected, or more than one claims to be, or the elected one's replicated log is not recovered;
+  no Marathon leader (none elected, or no master answers).
+- degraded (1): a ZooKeeper member down, not serving or standalone, or the leader's
+  zk_synced_followers below the ensemble size - 1 (or its `mntr` unreadable); a Mesos master
+  unreachable or its log not recovered; an inventory agent not active, an active agent the
+  inventory does not know, or the agents unreadable; a Marathon unreachable on a master, masters
+  naming different leaders, or apps/deployments/queue unreadable; a deployment running longer
+  than `deployment_age` (its age: this machine's clock minus the deployment's `version`
+  timestamp); an app with fewer running tasks than instances, or fewer healthy ones
+  when it has health checks (not counted while a deployment of the app runs: the deployment's
+  age judges it); an app in launch back-off (its queue delay has time left).
+- healthy (0): none of these.
+
+`to_json` gives the same facts; its keys are stable::
+
+    {"verdict": "healthy|degraded|down", "exit_code": 0|1|2,
+     "findings": [{"severity": "degraded|down", "component": "zookeeper|mesos|marathon",
+                   "subject": "master2", "message": "..."}],
+     "zookeeper": {"members": {"master1": {"address", "mode", "error"}}, "leader",
+                   "synced_followers", "expected_followers", "error"},
+     "mesos": {"masters": {"master1": {"address", "elected", "recovered", "error"}}, "leader",
+               "agents": {"active", "missing", "unknown", "error"}},
+     "marathon": {"masters": {"master1": {"address", "leader", "error"}}, "leader", "error",
+                  "apps": [{"id", "instances", "running", "healthy", "staged", "deploying",
+                            "backoff_seconds"}],
+                  "deployments": [{"id", "apps", "step", "total_steps", "age_seconds"}]}}
+
+A value that could not be read is null, with the reason in the nearest "error".
 """
 
 from __future__ import annotations
 
-import socket
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
 
-import requests
+from tasks import http, zk
+from tasks.inventory import Cluster, Host
+from tasks.marathon import Marathon, MarathonError
 
-from tasks.inventory import Cluster
+DEFAULT_TIMEOUT = 3.0
+DEFAULT_DEPLOYMENT_AGE = 600
+HEALTHY, DEGRADED, DOWN = "healthy", "degraded", "down"
+EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, DOWN: 2}
 
-TIMEOUT = 3.0
+
+# --- asking: two rounds of parallel, bounded calls -------------------------------------------
+
+@dataclass(frozen=True)
+class Probe:
+    """One answer, or the one-line reason there is none."""
+    value: object = None
+    error: str | None = None
 
 
-def zookeeper_mode(ip: str, port: int) -> str:
-    """`leader`, `follower`, `standalone`, `not serving` or the connection error."""
+@dataclass
+class Observations:
+    """What the services answered, before any judgement (the input of `assess`)."""
+    zk_modes: dict[str, Probe]                 # master name -> mode
+    mesos_metrics: dict[str, Probe]            # master name -> {"elected", "recovered"}
+    marathon_leaders: dict[str, Probe]         # master name -> "host:port" or None
+    zk_mntr: Probe | None = None               # the ZooKeeper leader's mntr; None: not asked
+    mesos_agents: Probe | None = None          # the Mesos leader's agents
+    marathon_apps: Probe | None = None
+    marathon_deployments: Probe | None = None
+    marathon_queue: Probe | None = None
+
+
+class _BadAnswer(Exception):
+    """An answer of the wrong shape (a missing metric, a field of the wrong type)."""
+
+
+def _ask(call, *args) -> Probe:
     try:
-        with socket.create_connection((ip, port), timeout=TIMEOUT) as sock:
-            sock.sendall(b"srvr")
-            data = b""
-            while chunk := sock.recv(4096):
-                data += chunk
-    except OSError as exc:
-        return f"unreachable ({exc.strerror or exc})"
-    for line in data.decode(errors="replace").splitlines():
-        if line.startswith("Mode: "):
-            return line[len("Mode: "):]
-    return "not serving"
+        return Probe(call(*args))
+    except (http.HttpError, zk.ZkError, MarathonError, _BadAnswer) as exc:
+        return Probe(error=" ".join(str(exc).split()))
 
 
-def _get(url: str):
+def _parallel(calls: dict) -> dict:
+    """{key: (function, *args)} -> {key: Probe}, all at once (every call is bounded)."""
+    if not calls:
+        return {}
+    with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="status") as pool:
+        futures = {key: pool.submit(_ask, *call) for key, call in calls.items()}
+        return {key: f.result() for key, f in futures.items()}
+
+
+def _zk_mode(host: Host, timeout: float) -> str:
+    return zk.mode(zk.srvr(host.ip, host.settings.zk_port, timeout=timeout))
+
+
+def _zk_mntr(host: Host, timeout: float) -> dict[str, str]:
+    return zk.mntr(host.ip, host.settings.zk_port, timeout=timeout)
+
+
+def _mesos_get(host: Host, path: str, timeout: float) -> dict:
+    url = f"http://{host.ip}:{host.settings.mesos_port}{path}"
+    with http.Client() as client:
+        r = client.request("GET", url, timeout=timeout)
+    if r.status in (301, 302, 303, 307, 308):
+        raise _BadAnswer(f"GET {url}: HTTP {r.status} to {r.headers.get('Location', '?')} "
+                         f"(not the leading master)")
+    if r.status != 200:
+        raise _BadAnswer(f"GET {url}: HTTP {r.status} {' '.join(r.text.split())[:200]}")
+    return r.json_object()
+
+
+def _number(metrics: dict, key: str, what: str) -> float:
+    value = metrics.get(key)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise _BadAnswer(f"{what}: no numeric {key!r} (got {value!r})")
+    return value
+
+
+def _mesos_metrics(host: Host, timeout: float) -> dict:
+    metrics = _mesos_get(host, "/metrics/snapshot", timeout)
+    what = f"{host.ip}:{host.settings.mesos_port}/metrics/snapshot"
+    return {"elected": _number(metrics, "master/elected", what) == 1,
+            "recovered": _number(metrics, "registrar/log/recovered", what) == 1}
+
+
+def _mesos_agents(host: Host, timeout: float) -> list[dict]:
+    """The leader's agents: [{"hostname", "ip", "active"}] (ip from the agent's libprocess pid)."""
+    slaves = _mesos_get(host, "/master/state", timeout).get("slaves")
+    what = f"{host.ip}:{host.settings.mesos_port}/master/state"
+    if not isinstance(slaves, list):
+        raise _BadAnswer(f"{what}: no list of slaves")
+    agents = []
+    for i, a in enumerate(slaves):
+        if not (isinstance(a, dict) and isinstance(a.get("hostname"), str)
+                and isinstance(a.get("pid"), str) and isinstance(a.get("active"), bool)):
+            raise _BadAnswer(f"{what}: slaves[{i}] lacks hostname, pid or active")
+        # "slave(1)@192.0.2.51:5051"
+        address = a["pid"].rpartition("@")[2].rpartition(":")[0]
+        agents.append({"hostname": a["hostname"], "ip": address, "active": a["active"]})
+    return agents
+
+
+def _quiet(*_args) -> None:
+    """The Marathon client's progress lines have no place in a report (or in --json)."""
+
+
+def _marathon_url(host: Host) -> str:
+    return f"http://{host.ip}:{host.settings.marathon_port}"
+
+
+def _marathon_read(url: str, what: str, timeout: float):
+    with Marathon([url], timeout=timeout, log=_quiet) as client:
+        return getattr(client, what)()
+
+
+def collect(cluster: Cluster, timeout: float = DEFAULT_TIMEOUT) -> Observations:
+    """Ask every master, then the leaders found; each call bounded by `timeout` seconds."""
+    masters = {m.name: m for m in cluster.masters}
+    first = _parallel({
+        **{("zk", n): (_zk_mode, m, timeout) for n, m in masters.items()},
+        **{("mesos", n): (_mesos_metrics, m, timeout) for n, m in masters.items()},
+        **{("marathon", n): (_marathon_read, _marathon_url(m), "leader", timeout)
+           for n, m in masters.items()},
+    })
+    obs = Observations(
+        zk_modes={n: first[("zk", n)] for n in masters},
+        mesos_metrics={n: first[("mesos", n)] for n in masters},
+        marathon_leaders={n: first[("marathon", n)] for n in masters})
+    second = {}
+    zk_leader = _zk_leader(obs.zk_modes, len(masters))
+    if zk_leader:
+        second["zk_mntr"] = (_zk_mntr, masters[zk_leader], timeout)
+    mesos_leader = _mesos_leader(obs.mesos_metrics)
+    if mesos_leader:
+        second["mesos_agents"] = (_mesos_agents, masters[mesos_leader], timeout)
+    url = _marathon_endpoint(cluster, obs.marathon_leaders)
+    if url:
+        for what in ("apps", "deployments", "queue"):
+            second[f"marathon_{what}"] = (_marathon_read, url, what, timeout)
+    for key, probe in _parallel(second).items():
+        setattr(obs, key, probe)
+    return obs
+
+
+def _zk_leader(modes: dict[str, Probe], ensemble: int) -> str | None:
+    leading = ("standalone",) if ensemble == 1 else ("leader",)
+    leaders = [n for n, p in modes.items() if p.value in leading]
+    return leaders[0] if len(leaders) == 1 else None
+
+
+def _mesos_leader(metrics: dict[str, Probe]) -> str | None:
+    elected = [n for n, p in metrics.items() if p.value and p.value["elected"]]
+    return elected[0] if len(elected) == 1 else None
+
+
+def _marathon_leader(leaders: dict[str, Probe]) -> str | None:
+    """The leader most masters name (a standby may lag behind an election by a moment)."""
+    named = [p.value for p in leaders.values() if p.value]
+    return max(sorted(set(named)), key=named.count) if named else None
+
+
+def _marathon_endpoint(cluster: Cluster, leaders: dict[str, Probe]) -> str | None:
+    """Where to read apps: the leader itself when it is an inventory master, else any master
+    that answered (a standby proxies reads to the leader)."""
+    leader = _marathon_leader(leaders)
+    if leader is None:
+        return None
+    for m in cluster.masters:
+        if f"{m.ip}:{m.settings.marathon_port}" == leader:
+            return _marathon_url(m)
+    answered = [m for m in cluster.masters if leaders[m.name].error is None]
+    return _marathon_url(answered[0])
+
+
+# --- judging: pure, from the observations ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str       # DEGRADED | DOWN
+    component: str      # zookeeper | mesos | marathon
+    subject: str        # a master, an agent, an app, a deployment; "" for the whole component
+    message: str
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    facts: dict = field(default_factory=dict)   # zookeeper, mesos, marathon (see to_json)
+
+    @property
+    def verdict(self) -> str:
+        severities = {f.severity for f in self.findings}
+        return DOWN if DOWN in severities else DEGRADED if severities else HEALTHY
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+
+def assess(cluster: Cluster, obs: Observations, *, deployment_age: float = DEFAULT_DEPLOYMENT_AGE,
+           now: float | None = None) -> Report:
+    """Judge the observations: every finding, and the facts behind them."""
+    now = time.time() if now is None else now
+    findings: list[Finding] = []
+    facts = {"zookeeper": _assess_zookeeper(cluster, obs, findings),
+             "mesos": _assess_mesos(cluster, obs, findings),
+             "marathon": _assess_marathon(cluster, obs, findings, deployment_age, now)}
+    return Report(findings, facts)
+
+
+def _assess_zookeeper(cluster: Cluster, obs: Observations, findings: list[Finding]) -> dict:
+    def find(severity, subject, message):
+        findings.append(Finding(severity, "zookeeper", subject, message))
+
+    ensemble = len(cluster.masters)
+    members = {m.name: {"address": f"{m.ip}:{m.settings.zk_port}",
+                        "mode": obs.zk_modes[m.name].value, "error": obs.zk_modes[m.name].error}
+               for m in cluster.masters}
+    leader = _zk_leader(obs.zk_modes, ensemble)
+    facts = {"members": members, "leader": leader, "synced_followers": None,
+             "expected_followers": ensemble - 1, "error": None}
+    for name, member in members.items():
+        if member["error"]:
+            find(DEGRADED, name, member["error"])
+        elif member["mode"] == zk.NOT_SERVING:
+            find(DEGRADED, name, "not serving requests (not in a quorum)")
+        elif member["mode"] == "standalone" and ensemble > 1:
+            find(DEGRADED, name, f"standalone, not part of the {ensemble}-member ensemble")
+    leading = [n for n, m in members.items() if m["mode"] in ("leader", "standalone")]
+    if all(m["error"] for m in members.values()):
+        find(DOWN, "", "no quorum: no member answered")
+    elif leader is None:
+        find(DOWN, "", "no quorum: " + (f"{len(leading)} members claim to lead: "
+                                        f"{', '.join(leading)}" if leading else "no member leads"))
+    elif ensemble > 1:
+        mntr = obs.zk_mntr
+        synced = mntr.value.get("zk_synced_followers") if mntr and mntr.value else None
+        if mntr is None or mntr.error:
+            facts["error"] = mntr.error if mntr else "mntr not asked"
+            find(DEGRADED, leader, f"cannot read synced followers: {facts['error']}")
+        elif synced is None or not synced.isdigit():
+            facts["error"] = f"mntr has no zk_synced_followers (got {synced!r})"
+            find(DEGRADED, leader, facts["error"])
+        else:
+            facts["synced_followers"] = int(synced)
+            if int(synced) < ensemble - 1:
+                find(DEGRADED, leader, f"leader has {synced}/{ensemble - 1} followers synced")
+    return facts
+
+
+def _assess_mesos(cluster: Cluster, obs: Observations, findings: list[Finding]) -> dict:
+    def find(severity, subject, message):
+        findings.append(Finding(severity, "mesos", subject, message))
+
+    masters = {}
+    for m in cluster.masters:
+        probe = obs.mesos_metrics[m.name]
+        masters[m.name] = {"address": f"{m.ip}:{m.settings.mesos_port}",
+                           "elected": probe.value["elected"] if probe.value else None,
+                           "recovered": probe.value["recovered"] if probe.value else None,
+                           "error": probe.error}
+    leader = _mesos_leader(obs.mesos_metrics)
+    for name, master in masters.items():
+        if master["error"]:
+            find(DEGRADED, name, master["error"])
+        elif not master["recovered"]:
+            find(DOWN if name == leader else DEGRADED, name,
+                 ("elected but " if name == leader else "")
+                 + "its replicated log is not recovered (registrar/log/recovered 0: "
+                   "fewer than a quorum of log replicas?)")
+    elected = [n for n, m in masters.items() if m["elected"]]
+    if all(m["error"] for m in masters.values()):
+        find(DOWN, "", "no leader: no master answered")
+    elif not elected:
+        find(DOWN, "", "no leader: no master is elected")
+    elif len(elected) > 1:
+        find(DOWN, "", f"{len(elected)} masters claim to be elected: {', '.join(elected)}")
+    agents = {"active": [], "missing": [], "unknown": [], "error": None}
+    if leader is not None:
+        agents = _assess_agents(cluster, obs.mesos_agents, leader, find)
+    return {"masters": masters, "leader": leader, "agents": agents}
+
+
+def _assess_agents(cluster: Cluster, probe: Probe | None, leader: str, find) -> dict:
+    agents = {"active": [], "missing": [], "unknown": [], "error": None}
+    if probe is None or probe.error:
+        agents["error"] = probe.error if probe else "not asked"
+        find(DEGRADED, leader, f"cannot read the agents: {agents['error']}")
+        return agents
+    registered = probe.value
+    for slave in cluster.slaves:
+        mine = [a for a in registered if slave.ip in (a["ip"], a["hostname"])
+                or a["hostname"] == slave.name]
+        if any(a["active"] for a in mine):
+            agents["active"].append(slave.name)
+        else:
+            agents["missing"].append(slave.name)
+            find(DEGRADED, slave.name, "agent not active: " + (
+                "registered but inactive (disconnected)" if mine
+                else f"not registered with the leading master {leader}"))
+    known = {s.ip for s in cluster.slaves} | {s.name for s in cluster.slaves}
+    for a in registered:
+        if a["ip"] not in known and a["hostname"] not in known:
+            agents["unknown"].append(a["hostname"])
+            find(DEGRADED, a["hostname"],
+                 f"{'active' if a['active'] else 'inactive'} agent at {a['ip']} that the "
+                 f"inventory does not know")
+    return agents
+
+
+def _assess_marathon(cluster: Cluster, obs: Observations, findings: list[Finding],
+                     deployment_age: float, now: float) -> dict:
+    def find(severity, subject, message):
+        findings.append(Finding(severity, "marathon", subject, message))
+
+    masters = {m.name: {"address": f"{m.ip}:{m.settings.marathon_port}",
+                        "leader": obs.marathon_leaders[m.name].value,
+                        "error": obs.marathon_leaders[m.name].error}
+               for m in cluster.masters}
+    leader = _marathon_leader(obs.marathon_leaders)
+    facts = {"masters": masters, "leader": leader, "error": None, "apps": [], "deployments": []}
+    for name, master in masters.items():
+        if master["error"]:
+            find(DEGRADED, name, master["error"])
+        elif master["leader"] and master["leader"] != leader:
+            find(DEGRADED, name, f"names {master['leader']} as leader, the others {leader}")
+    if all(m["error"] for m in masters.values()):
+        find(DOWN, "", "no leader: no master answered")
+        return facts
+    if leader is None:
+        find(DOWN, "", "no leader: none is elected (GET /v2/leader: 404 on every master)")
+        return facts
+    errors = [p.error for p in (obs.marathon_apps, obs.marathon_deployments,
+                                obs.marathon_queue) if p is None or p.error]
+    if errors:
+        facts["error"] = "; ".join(e or "not asked" for e in errors)
+        find(DEGRADED, "", f"cannot read apps, deployments or the launch queue: {facts['error']}")
+    deployments = obs.marathon_deployments.value if obs.marathon_deployments else None
+    for d in deployments or []:
+        age = _age(d.get("version"), now)
+        affected = [str(a) for a in d.get("affectedApps") or [] if isinstance(a, str)]
+        facts["deployments"].append({
+            "id": d.get("id"), "apps": affected,
+            "step": d.get("currentStep"), "total_steps": d.get("totalSteps"),
+            "age_seconds": None if age is None else round(age)})
+        if age is not None and age > deployment_age:
+            actions = ", ".join(f"{a.get('action')} {a.get('app')}"
+                                for a in d.get("currentActions") or [] if isinstance(a, dict))
+            find(DEGRADED, str(d.get("id")),
+                 f"deployment of {', '.join(affected) or '?'} "
+                 f"running for {age:.0f} s (over {deployment_age:g} s), step "
+                 f"{d.get('currentStep', '?')}/{d.get('totalSteps', '?')}"
+                 + (f": {actions}" if actions else ""))
+    backoff = _backoff(obs.marathon_queue.value if obs.marathon_queue else None)
+    apps = obs.marathon_apps.value if obs.marathon_apps else None
+    for app in apps or []:
+        facts["apps"].append(_assess_app(app, backoff, find))
+    return facts
+
+
+def _assess_app(app: dict, backoff: dict[str, float], find) -> dict:
+    app_id = str(app.get("id"))
+    instances = _count(app.get("instances"))
+    checked = bool(app.get("healthChecks"))
+    facts = {"id": app_id, "instances": instances, "running": _count(app.get("tasksRunning")),
+             "healthy": _count(app.get("tasksHealthy")) if checked else None,
+             "staged": _count(app.get("tasksStaged")), "deploying": bool(app.get("deployments")),
+             "backoff_seconds": backoff.get(app_id)}
+    if not facts["deploying"]:
+        short = [f"{facts[k]}/{instances} tasks {k}" for k in ("running", "healthy")
+                 if facts[k] is not None and facts[k] < instances]
+        if short:
+            find(DEGRADED, app_id, ", ".join(short))
+    if app_id in backoff:
+        failure = app.get("lastTaskFailure")
+        why = (f"; last failure {failure.get('state', '?')} on {failure.get('host', '?')}: "
+               f"{' '.join(str(failure.get('message', '')).split())[:200]}"
+               if isinstance(failure, dict) else "")
+        find(DEGRADED, app_id, f"in launch back-off, next launch in {backoff[app_id]:.0f} s{why}")
+    return facts
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _backoff(queue: list[dict] | None) -> dict[str, float]:
+    """{app id: seconds left} for the queue entries whose launch delay has time left."""
+    waiting = {}
+    for entry in queue or []:
+        app = entry.get("app") if isinstance(entry.get("app"), dict) else {}
+        delay = entry.get("delay") if isinstance(entry.get("delay"), dict) else {}
+        left = delay.get("timeLeftSeconds")
+        if isinstance(left, (int, float)) and not isinstance(left, bool) and left > 0:
+            waiting[str(app.get("id"))] = float(left)
+    return waiting
+
+
+def _age(version, now: float) -> float | None:
+    """Seconds since a Marathon timestamp ("2024-05-01T10:00:00.000Z"), or None."""
     try:
-        r = requests.get(url, timeout=TIMEOUT, allow_redirects=False)
-        return r.json() if r.status_code == 200 else None
-    except (requests.RequestException, ValueError):
+        return now - datetime.fromisoformat(str(version).replace("Z", "+00:00")).timestamp()
+    except ValueError:
         return None
 
 
-def collect(cluster: Cluster) -> dict:
-    s = cluster.settings
-    state: dict = {"zookeeper": {}, "mesos": {}, "marathon": {}, "agents": [], "apps": []}
-    leader_ip = None
-    for m in cluster.masters:
-        state["zookeeper"][m.name] = zookeeper_mode(m.ip, s.zk_port)
-        metrics = _get(f"http://{m.ip}:{m.settings.mesos_port}/metrics/snapshot")
-        if metrics is None:
-            state["mesos"][m.name] = "unreachable"
-        else:
-            elected = metrics.get("master/elected") == 1
-            state["mesos"][m.name] = "leader" if elected else "standby"
-            leader_ip = m.ip if elected else leader_ip
-        # /v2/leader, not /v2/info: a standby proxies most requests to the leader, so its
-        # /v2/info says "elected" too.
-        leader = _get(f"http://{m.ip}:{m.settings.marathon_port}/v2/leader")
-        state["marathon"][m.name] = ("unreachable" if leader is None
-                                     else "leader" if leader.get("leader") == f"{m.ip}:{m.settings.marathon_port}"
-                                     else "standby")
-    if leader_ip:
-        master_state = _get(f"http://{leader_ip}:{s.mesos_port}/master/state") or {}
-        state["agents"] = [(a.get("hostname"), a.get("active")) for a in master_state.get("slaves", [])]
-    for m in cluster.masters:
-        apps = _get(f"http://{m.ip}:{m.settings.marathon_port}/v2/apps?embed=apps.tasks")
-        if apps is not None:
-            state["apps"] = [(a["id"], a.get("instances"), a.get("tasksRunning"),
-                              [(t.get("host"), t.get("state")) for t in a.get("tasks", [])])
-                             for a in apps.get("apps", [])]
-            break
-    return state
+def check(cluster: Cluster, *, timeout: float = DEFAULT_TIMEOUT,
+          deployment_age: float = DEFAULT_DEPLOYMENT_AGE) -> Report:
+    return assess(cluster, collect(cluster, timeout), deployment_age=deployment_age)
 
 
-def format_state(state: dict) -> str:
-    rows = ["ZooKeeper:  " + ", ".join(f"{h} {m}" for h, m in state["zookeeper"].items()),
-            "Mesos:      " + ", ".join(f"{h} {m}" for h, m in state["mesos"].items()),
-            "Marathon:   " + ", ".join(f"{h} {m}" for h, m in state["marathon"].items()),
-            f"Agents:     {sum(1 for _, active in state['agents'] if active)} active: "
-            + ", ".join(h for h, active in state["agents"] if active)]
-    for app_id, instances, running, tasks in state["apps"]:
-        where = ", ".join(f"{h} {st}" for h, st in tasks) or "no tasks"
-        rows.append(f"App {app_id}: {running}/{instances} running ({where})")
-    if not state["apps"]:
-        rows.append("Apps:       none")
-    return "\n".join(rows)
+# --- telling ---------------------------------------------------------------------------------
+
+def to_json(report: Report) -> str:
+    findings = [{"severity": f.severity, "component": f.component, "subject": f.subject,
+                 "message": f.message} for f in report.findings]
+    return json.dumps({"verdict": report.verdict, "exit_code": report.exit_code,
+                       "findings": findings, **report.facts}, indent=2)
+
+
+def render(report: Report) -> str:
+    """The verdict first, one line per finding, then one summary line per component."""
+    problems = len(report.findings)
+    lines = [f"{report.verdict.upper()}" + (f": {problems} problem{'s' * (problems > 1)}"
+                                            if problems else "")]
+    order = ("zookeeper", "mesos", "marathon")   # what the next one needs comes first
+    for f in sorted(report.findings, key=lambda f: (f.severity != DOWN, order.index(f.component))):
+        lines.append(f"  {f.severity:<8}  {f.component:<9}  "
+                     + (f"{f.subject}: " if f.subject else "") + f.message)
+    zk_, mesos, marathon = (report.facts[k] for k in ("zookeeper", "mesos", "marathon"))
+    modes = ", ".join(f"{n} {m['mode'] or 'unreachable'}" for n, m in zk_["members"].items())
+    synced = ("" if zk_["synced_followers"] is None
+              else f"; {zk_['synced_followers']}/{zk_['expected_followers']} followers synced")
+    lines.append(f"zookeeper  {modes}{synced}")
+    agents = mesos["agents"]
+    recovered = [n for n, m in mesos["masters"].items() if m["recovered"]]
+    inventory_agents = len(agents["active"]) + len(agents["missing"])
+    lines.append(f"mesos      leader {mesos['leader'] or 'none'}; log recovered on "
+                 f"{len(recovered)}/{len(mesos['masters'])} masters; "
+                 + (f"agents active {len(agents['active'])}/{inventory_agents}"
+                    + (f" ({', '.join(agents['active'])})" if agents["active"] else "")
+                    if mesos["leader"] and not agents["error"] else "agents unknown"))
+    apps, deployments = marathon["apps"], marathon["deployments"]
+    lines.append(f"marathon   leader {marathon['leader'] or 'none'}; {len(apps)} "
+                 f"app{'s' * (len(apps) != 1)}, {len(deployments)} "
+                 f"deployment{'s' * (len(deployments) != 1)} running")
+    return "\n".join(lines)

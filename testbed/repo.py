@@ -289,8 +289,17 @@ def _meta(root, version):
     return root
 
 
-def _inputs_digest(suite, marathon_version, versions, fingerprint):
-    h = hashlib.sha256(json.dumps([suite, marathon_version, versions, fingerprint]).encode())
+def sources_digest():
+    """A hash of everything in this checkout that goes into the packages. Testbed instances
+    started from different checkouts share the cache: each version of the sources builds in a
+    directory of its own, so one rebuild never pulls files from under another's server."""
+    h = hashlib.sha256()
     for path in sorted([pathlib.Path(__file__), *STANDINS.glob("*.py"), *PKG.iterdir()]):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _inputs_digest(suite, marathon_version, versions, fingerprint):
+    h = hashlib.sha256(json.dumps([suite, marathon_version, versions, fingerprint]).encode())
+    h.update(sources_digest().encode())
     return h.hexdigest()

@@ -6,14 +6,22 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
 - HA: every instance joins an election under `<zk path>/leader/` (ephemeral sequential, data
   `host:port`); the leader serves, the others proxy every request to it (X-Marathon-Via), the
   leader sets X-Marathon-Leader, 502 "Could not determine the current leader" when none;
-- apps and the framework id live in ZooKeeper (`<zk path>/state/...`), so they survive a leader
-  change; the new leader reconciles: it keeps the tasks the Mesos master reports and launches
-  only the missing ones;
-- the subset of REST v2 that the tasks use, with the real status codes and messages;
+- apps, the version each task was launched with and the framework id live in ZooKeeper
+  (`<zk path>/state/...`), so they survive a leader change; the new leader reconciles: it keeps
+  the tasks the Mesos master reports and launches only the missing ones;
+- the REST v2 subset the tasks use, with the real status codes, bodies and
+  headers: apps (create, partial or whole update, scale, restart, destroy), groups (POST, PUT),
+  deployments (list; DELETE rolls back with a new deployment, ?force=true stops it: 202, no
+  body), the launch queue (delay.timeLeftSeconds, DELETE .../delay: 204);
+- deployments as Marathon plans them: steps (stop removed apps, start new ones, then scale or
+  restart), one step finished before the next starts, 409 "App is locked" with the
+  deployments' ids while one touches the app, unless ?force=true overrides it;
+- a restart or config change replaces the tasks (new ones first, then the old ones go, as the
+  default upgradeStrategy 1/1 does); each task keeps the version it was launched with;
 - a task that ends is started again (backoffSeconds x backoffFactor^n after failures).
 Dropped: offers (it asks the master to launch on an agent with room: `/standin/launch`), health
-checks, groups, pods, events, the web UI (a trivial page). Deployments live in the leader's
-memory only: a new leader starts with none.
+checks, readiness checks, dependencies between apps, pods, events, the web UI (a trivial page).
+Deployments live in the leader's memory only: a new leader starts with none.
 """
 import json
 import logging
@@ -94,6 +102,8 @@ class Marathon:
         self.elected_at = 0.0
         self.apps = {}                  # id -> app (leader only; persisted in ZooKeeper)
         self.deployments = {}           # id -> deployment (leader memory)
+        self.plans = {}                 # deployment id -> (original, target): {app id: app|None}
+        self.task_versions = {}         # task id -> {"version", "config"} of its app at launch
         self.launched = {}              # task id -> (app id, time, agent id): not yet seen
         self.failures = {}              # app id -> (consecutive failures, last failure dict)
         self.seen_done = set()          # completed task ids already counted
@@ -112,6 +122,7 @@ class Marathon:
         self.zk = zklib.client(hosts, self.flags["zk_session_timeout"] / 1000.0)
         self.zk.add_listener(self._on_zk_state)
         self.zk.ensure_path(f"{self.path}/state/apps")
+        self.zk.ensure_path(f"{self.path}/state/tasks")
         self.zk.ensure_path(f"{self.path}/leader")
         self.ha = not self.flags["disable_ha"]
         if self.ha:
@@ -178,6 +189,10 @@ class Marathon:
         for name in self.zk.get_children(f"{self.path}/state/apps"):
             app = json.loads(self.zk.get(f"{self.path}/state/apps/{name}")[0].decode())
             self.apps[app["id"]] = app
+        self.task_versions = {}
+        for name in self.zk.get_children(f"{self.path}/state/tasks"):
+            self.task_versions[name] = json.loads(
+                self.zk.get(f"{self.path}/state/tasks/{name}")[0].decode())
         try:
             self.framework_id = self.zk.get(f"{self.path}/state/framework-id")[0].decode()
         except NoNodeError:
@@ -225,7 +240,7 @@ class Marathon:
                        and time.time() - self.elected_at > 2 * TICK)
             if settled:
                 self._scale(url)
-            self._finish_deployments()
+            self._advance_deployments()
 
     def _observe(self, state):
         fw = next((f for f in state["frameworks"] if f["id"] == self.framework_id), None)
@@ -240,6 +255,11 @@ class Marathon:
                 continue
             self.seen_done.add(t["id"])
             self.launched.pop(t["id"], None)
+            launched_as = self.task_versions.pop(t["id"], {})
+            try:
+                self.zk.delete(f"{self.path}/state/tasks/{t['id']}")
+            except NoNodeError:
+                pass
             app_id = apps.app_of_task(t["id"])
             if app_id not in self.apps:
                 continue
@@ -249,7 +269,7 @@ class Marathon:
                 failure = {"appId": app_id, "host": self._host(t), "message":
                            status.get("message", ""), "state": t["state"], "taskId": t["id"],
                            "timestamp": apps.timestamp(status.get("timestamp")),
-                           "version": self.apps[app_id]["version"],
+                           "version": launched_as.get("version", self.apps[app_id]["version"]),
                            "slaveId": t["slave_id"]}
                 self.failures[app_id] = (count + 1, failure)
                 app = self.apps[app_id]
@@ -266,23 +286,38 @@ class Marathon:
     def _app_tasks(self, app_id):
         return [t for t in self.tasks if apps.app_of_task(t["id"]) == app_id]
 
+    def _current(self, task, app):
+        """Launched with the app's present configuration (a restart or config change makes the
+        running tasks old). A task whose launch was not recorded counts as current."""
+        launched_as = self.task_versions.get(task["id"])
+        return launched_as is None or launched_as["config"] == _config_version(app)
+
     def _scale(self, master_url):
         for app_id, app in list(self.apps.items()):
             tasks = self._app_tasks(app_id)
-            pending = [v for v in self.launched.values() if v[0] == app_id]
-            missing = app["instances"] - len(tasks) - len(pending)
+            current = [t for t in tasks if self._current(t, app)]
+            old = [t for t in tasks if not self._current(t, app)]
+            pending = [v for v in self.launched.values()
+                       if v[0] == app_id and v[3] == _config_version(app)]
+            missing = app["instances"] - len(current) - len(pending)
             if missing > 0 and time.time() >= self.next_launch.get(app_id, 0):
                 for _ in range(missing):
                     if not self._launch(master_url, app):
                         break
             elif missing < 0:  # killSelection YOUNGEST_FIRST
-                for t in sorted(tasks, key=self._started, reverse=True)[:-missing]:
-                    common.call("POST", master_url + "/standin/kill",
-                                {"framework_id": self.framework_id, "task_id": t["id"]})
+                for t in sorted(current, key=self._started, reverse=True)[:-missing]:
+                    self._kill(master_url, t)
+            # upgradeStrategy 1/1: the old tasks go once the new ones all run.
+            if old and sum(t["state"] == "TASK_RUNNING" for t in current) >= app["instances"]:
+                for t in old:
+                    self._kill(master_url, t)
         for t in self.tasks:  # tasks of deleted apps
             if apps.app_of_task(t["id"]) not in self.apps:
-                common.call("POST", master_url + "/standin/kill",
-                            {"framework_id": self.framework_id, "task_id": t["id"]})
+                self._kill(master_url, t)
+
+    def _kill(self, master_url, task):
+        common.call("POST", master_url + "/standin/kill",
+                    {"framework_id": self.framework_id, "task_id": task["id"]})
 
     @staticmethod
     def _started(task):
@@ -292,7 +327,7 @@ class Marathon:
         for agent in sorted(self.agents.values(), key=lambda a: a["id"]):
             free = {k: agent["resources"].get(k, 0) - agent["used_resources"].get(k, 0)
                     for k in ("cpus", "mem", "disk")}
-            for aid, _, on in self.launched.values():  # launches the master may not show yet
+            for aid, _, on, _ in self.launched.values():  # launches the master may not show yet
                 if on == agent["id"]:
                     for k in free:
                         free[k] -= self.apps.get(aid, {}).get(k, 0)
@@ -320,7 +355,11 @@ class Marathon:
                          "labels": [{"key": k, "value": v} for k, v in app["labels"].items()]}})
             if status == 200:
                 log.info("Launched task %s on agent %s", tid, agent["hostname"])
-                self.launched[tid] = (app["id"], time.time(), agent["id"])
+                self.launched[tid] = (app["id"], time.time(), agent["id"],
+                                      _config_version(app))
+                launched_as = {"version": app["version"], "config": _config_version(app)}
+                self.task_versions[tid] = launched_as
+                self.zk.create(f"{self.path}/state/tasks/{tid}", json.dumps(launched_as).encode())
                 return True
             log.warning("Launch of %s on %s refused: %s", tid, agent["id"], reply)
         return False
@@ -335,47 +374,80 @@ class Marathon:
                 for p in range(lo, hi + 1) if p not in used]
         return free[:count] if len(free) >= count else None
 
-    def _finish_deployments(self):
+    def _advance_deployments(self):
+        """One step at most per deployment and tick: Marathon's steps run one after another."""
         for dep_id, dep in list(self.deployments.items()):
-            app_id = dep["affectedApps"][0]
-            tasks = self._app_tasks(app_id)
-            app = self.apps.get(app_id)
-            if app is None:
-                done = not tasks
-            else:
-                done = (len(tasks) == app["instances"]
-                        and all(t["state"] == "TASK_RUNNING" for t in tasks))
-            if done:
-                log.info("Deployment %s of %s finished", dep_id, app_id)
+            step = dep["steps"][dep["currentStep"] - 1] if dep["steps"] else {"actions": []}
+            if not all(self._action_done(a) for a in step["actions"]):
+                continue
+            if dep["currentStep"] >= dep["totalSteps"]:
+                log.info("Deployment %s of %s finished", dep_id, ", ".join(dep["affectedApps"]))
                 del self.deployments[dep_id]
+                self.plans.pop(dep_id, None)
+                continue
+            dep["currentStep"] += 1
+            dep["currentActions"] = _current_actions(dep)
 
-    def _deploy(self, app_id, action, version):
-        dep = {"id": str(uuid.uuid4()), "version": version, "affectedApps": [app_id],
-               "affectedPods": [], "steps": [{"actions": [{"action": action, "app": app_id}]}],
-               "currentActions": [{"action": action, "app": app_id,
-                                   "readinessCheckResults": []}],
-               "currentStep": 1, "totalSteps": 1}
-        # A new deployment of the same app replaces the old one (as with ?force=true).
-        for old in [d for d, v in self.deployments.items() if app_id in v["affectedApps"]]:
+    def _action_done(self, action):
+        app_id = action["app"]
+        app, tasks = self.apps.get(app_id), self._app_tasks(app_id)
+        if action["action"] == "StopApplication":
+            return app is None and not tasks
+        if app is None:
+            return False
+        if action["action"] == "StartApplication":
+            return True
+        return (len(tasks) == app["instances"]
+                and all(t["state"] == "TASK_RUNNING" and self._current(t, app) for t in tasks))
+
+    def _locks(self, app_ids):
+        """Ids of the running deployments that touch any of these apps."""
+        return [d["id"] for d in self.deployments.values()
+                if set(d["affectedApps"]) & set(app_ids)]
+
+    def _apply(self, target, version):
+        """Make `target` ({app id: app or None}) the apps' state and start the deployment that
+        gets the tasks there; the deployments it overrides end (as ?force=true does)."""
+        original = {a: self.apps.get(a) for a in target}
+        for app_id, app in target.items():
+            if app is None:
+                self.apps.pop(app_id, None)
+                try:
+                    self.zk.delete(self._app_node(app_id))
+                except NoNodeError:
+                    pass
+            else:
+                self._store(app)
+                self.apps[app_id] = app
+                self.next_launch.pop(app_id, None)
+        for old in self._locks(list(target)):
             del self.deployments[old]
+            self.plans.pop(old, None)
+        steps = apps.plan_steps(original, target)
+        dep = {"id": str(uuid.uuid4()), "version": version, "affectedApps": sorted(target),
+               "affectedPods": [], "steps": steps, "currentStep": 1 if steps else 0,
+               "totalSteps": len(steps)}
+        dep["currentActions"] = _current_actions(dep)
         self.deployments[dep["id"]] = dep
+        self.plans[dep["id"]] = (original, target)
         return dep
 
     # ---- REST v2 -----------------------------------------------------------------------
-    def _app_view(self, app, with_tasks):
+    def _app_view(self, app, embed=()):
+        """The app as GET /v2/apps shows it: counts and deployments always; "tasks" and
+        "lastTaskFailure" when embedded (GET /v2/apps/{id} embeds both)."""
         tasks = self._app_tasks(app["id"])
         view = dict(app)
         view.update(
             tasksStaged=sum(1 for t in tasks if t["state"] == "TASK_STAGING"),
             tasksRunning=sum(1 for t in tasks if t["state"] == "TASK_RUNNING"),
             tasksHealthy=0, tasksUnhealthy=0,
-            deployments=[{"id": d["id"]} for d in self.deployments.values()
-                         if app["id"] in d["affectedApps"]])
-        if with_tasks:
+            deployments=[{"id": d} for d in self._locks([app["id"]])])
+        if "tasks" in embed:
             view["tasks"] = [self._task_view(t) for t in tasks]
-            failure = self.failures.get(app["id"], (0, None))[1]
-            if failure:
-                view["lastTaskFailure"] = failure
+        failure = self.failures.get(app["id"], (0, None))[1]
+        if failure and "lastTaskFailure" in embed:
+            view["lastTaskFailure"] = failure
         return view
 
     def _task_view(self, t):
@@ -387,7 +459,8 @@ class Marathon:
                 "slaveId": t["slave_id"], "state": t["state"], "ports": ports,
                 "stagedAt": apps.timestamp(first) if first else None,
                 "startedAt": apps.timestamp(running[0]) if running else None,
-                "version": self.apps.get(apps.app_of_task(t["id"]), {}).get("version"),
+                "version": self.task_versions.get(t["id"], {}).get(
+                    "version", self.apps.get(apps.app_of_task(t["id"]), {}).get("version")),
                 "ipAddresses": [], "healthCheckResults": []}
 
     def handle(self, req):
@@ -436,41 +509,45 @@ class Marathon:
             return Response(200, self._info())
         if p == "/v2/deployments" and m == "GET":
             return Response(200, list(self.deployments.values()))
+        if p.startswith("/v2/deployments/"):
+            if m != "DELETE":
+                return _not_allowed()
+            return self._cancel(p[len("/v2/deployments/"):], _flag(req, "force", False))
         if p == "/v2/tasks" and m == "GET":
             return Response(200, {"tasks": [self._task_view(t) for t in self.tasks]})
+        if p == "/v2/queue" and m == "GET":
+            return Response(200, {"queue": self._queue()})
+        if p.startswith("/v2/queue/") and p.endswith("/delay") and m == "DELETE":
+            return self._reset_delay(apps.canonical_id(p[len("/v2/queue"):-len("/delay")]))
         if p == "/v2/apps":
             if m == "GET":
-                # Marathon lists apps without their tasks unless asked: ?embed=apps.tasks
-                embed = "apps.tasks" in req.query.get("embed", [])
-                return Response(200, {"apps": [self._app_view(a, embed)
+                return Response(200, {"apps": [self._app_view(a, _embeds(req))
                                                for a in self.apps.values()]})
             if m == "POST":
                 return self._create(req)
+        if p == "/v2/groups" or p.startswith("/v2/groups/"):
+            base = apps.canonical_id(p[len("/v2/groups"):] or "/")
+            if m == "POST":
+                return self._group(req, base, create=True)
+            if m == "PUT":
+                return self._group(req, base, create=False)
         if p.startswith("/v2/apps/"):
             app_id = apps.canonical_id(p[len("/v2/apps"):])
+            if app_id.endswith("/restart") and m == "POST":
+                return self._restart(app_id[:-len("/restart")], _flag(req, "force", False))
             if app_id.endswith("/tasks") and m == "GET":
                 app = self.apps.get(app_id[:-len("/tasks")])
                 if app is None:
                     return _not_found(app_id[:-len("/tasks")])
-                return Response(200, {"tasks": self._app_view(app, True)["tasks"]})
+                return Response(200, {"tasks": self._app_view(app, {"tasks"})["tasks"]})
             if m == "GET":
                 app = self.apps.get(app_id)
-                return Response(200, {"app": self._app_view(app, True)}) if app else \
-                    _not_found(app_id)
+                return Response(200, {"app": self._app_view(
+                    app, {"tasks", "lastTaskFailure"})}) if app else _not_found(app_id)
             if m == "PUT":
                 return self._update(req, app_id)
             if m == "DELETE":
-                if app_id not in self.apps:
-                    return _not_found(app_id)
-                del self.apps[app_id]
-                try:
-                    self.zk.delete(self._app_node(app_id))
-                except NoNodeError:
-                    pass
-                version = apps.timestamp()
-                dep = self._deploy(app_id, "StopApplication", version)
-                return Response(200, {"deploymentId": dep["id"], "version": version},
-                                headers={"Marathon-Deployment-Id": dep["id"]})
+                return self._destroy(app_id, _flag(req, "force", True))
         return Response(404, {"message": f"Resource not found: {p}"})
 
     def _parse(self, req):
@@ -484,18 +561,30 @@ class Marathon:
                 {"path": "/", "errors": ["error.expected.jsobject"]}]})
         return body, None
 
+    def _locked(self, app_ids, force):
+        """409 while a deployment touches these apps, unless forced (it is then overridden)."""
+        locked = self._locks(app_ids)
+        if locked and not force:
+            return Response(409, {
+                "message": "App is locked by one or more deployments. Override with the "
+                           "option '?force=true'. View details at "
+                           "'/v2/deployments/<DEPLOYMENT_ID>'.",
+                "deployments": [{"id": d} for d in locked]})
+        return None
+
     def _create(self, req):
         body, error = self._parse(req)
         if error:
             return error
         details = apps.validate(body)
         if details:
-            return Response(422, {"message": "Object is not valid", "details": details})
-        app = apps.with_defaults(body)
+            return _invalid(details)
+        app = self._full(body, None)
         if app["id"] in self.apps:
             return Response(409, {"message": f"An app with id [{app['id']}] already exists."})
-        self._service_ports(app)
-        return self._save(app, "StartApplication", 201, full_body=True)
+        dep = self._apply({app["id"]: app}, app["version"])
+        return Response(201, dict(self._app_view(app), tasks=[]),
+                        headers=_deployment_headers(dep, f"http://{self.me}/v2/apps{app['id']}"))
 
     def _update(self, req, app_id):
         body, error = self._parse(req)
@@ -504,48 +593,147 @@ class Marathon:
         body.setdefault("id", app_id)
         old = self.apps.get(app_id)
         if old is not None:
-            locked = [d["id"] for d in self.deployments.values() if app_id in d["affectedApps"]]
-            if locked and req.query.get("force", ["false"])[0] != "true":
-                return Response(409, {
-                    "message": "App is locked by one or more deployments. Override with the "
-                               "option '?force=true'. View details at "
-                               "'/v2/deployments/<DEPLOYMENT_ID>'.",
-                    "deployments": [{"id": d} for d in locked]})
-            merged = {k: v for k, v in old.items() if k not in ("version", "versionInfo")}
-            if "ports" in body:
-                merged.pop("portDefinitions", None)
-            merged.update(body)
-            body = merged
+            locked = self._locked([app_id], _flag(req, "force", False))
+            if locked:
+                return locked
+            if _flag(req, "partialUpdate", True):  # fields not given keep their value
+                merged = {k: v for k, v in old.items() if k not in ("version", "versionInfo")}
+                if "ports" in body:
+                    merged.pop("portDefinitions", None)
+                merged.update(body)
+                body = merged
         details = apps.validate(body)
         if details:
-            return Response(422, {"message": "Object is not valid", "details": details})
-        app = apps.with_defaults(body)
-        self._service_ports(app)
+            return _invalid(details)
+        app = self._full(body, old)
+        dep = self._apply({app_id: app}, app["version"])
         if old is None:
-            return self._save(app, "StartApplication", 201)
-        action = "ScaleApplication" if _only_scaled(old, app) else "RestartApplication"
-        return self._save(app, action, 200)
+            return Response(201, _deployment_result(dep), headers=_deployment_headers(
+                dep, f"http://{self.me}/v2/apps{app_id}"))
+        return Response(200, _deployment_result(dep), headers=_deployment_headers(dep))
 
-    def _service_ports(self, app):
-        """Port 0 in portDefinitions gets a free service port from --local_port_min up."""
-        taken = {d["port"] for a in self.apps.values() if a["id"] != app["id"]
+    def _full(self, body, old, batch=()):
+        """The stored app: defaults, service ports, and versionInfo as Marathon keeps it (a
+        scale moves lastScalingAt only; any other change moves lastConfigChangeAt too)."""
+        app = apps.with_defaults(body)
+        self._service_ports(app, old, list(batch))
+        now = app["version"]
+        if old is not None and apps.config_of(dict(old, versionInfo={}))[0] == \
+                apps.config_of(dict(app, versionInfo={}))[0]:
+            scaled = old["instances"] != app["instances"]
+            app["versionInfo"] = {
+                "lastScalingAt": now if scaled else old["versionInfo"]["lastScalingAt"],
+                "lastConfigChangeAt": old["versionInfo"]["lastConfigChangeAt"]}
+        return app
+
+    def _restart(self, app_id, force):
+        app = self.apps.get(app_id)
+        if app is None:
+            return _not_found(app_id)
+        locked = self._locked([app_id], force)
+        if locked:
+            return locked
+        now = apps.timestamp()
+        restarted = dict(app, version=now,
+                         versionInfo={"lastScalingAt": now, "lastConfigChangeAt": now})
+        dep = self._apply({app_id: restarted}, now)
+        return Response(200, _deployment_result(dep), headers=_deployment_headers(dep))
+
+    def _destroy(self, app_id, force):
+        if app_id not in self.apps:
+            return _not_found(app_id)
+        locked = self._locked([app_id], force)
+        if locked:
+            return locked
+        dep = self._apply({app_id: None}, apps.timestamp())
+        return Response(200, _deployment_result(dep), headers=_deployment_headers(dep))
+
+    def _group(self, req, base, create):
+        """POST /v2/groups (create; 409 if it exists) and PUT /v2/groups/{id} (create or
+        replace: the group's apps not in the body are removed, as a GroupUpdate does)."""
+        body, error = self._parse(req)
+        if error:
+            return error
+        found, details = apps.group_apps(body, base)
+        if details:
+            return _invalid(details)
+        group_id = apps.canonical_id(body.get("id") or base, base)
+        inside = [a for a in self.apps if a.startswith(group_id.rstrip("/") + "/")]
+        if create and inside:
+            return Response(409, {"message": f"Group {group_id} is already created. Use PUT "
+                                             f"to change this group."})
+        if create and group_id in self.apps:
+            return Response(409, {"message": f"An app with the path {group_id} already exists."})
+        replaced = [a for a in inside if "groups" in body
+                    or ("apps" in body and apps.canonical_id(a + "/..") == group_id)]
+        target = {a: None for a in replaced}
+        for a, app in found.items():
+            target[a] = self._full(app, self.apps.get(a), [t for t in target.values() if t])
+        locked = self._locked(list(target), _flag(req, "force", False))
+        if locked:
+            return locked
+        version = apps.timestamp()
+        dep = self._apply(target, version)
+        if create:
+            return Response(201, _deployment_result(dep), headers=_deployment_headers(
+                dep, f"http://{self.me}/v2/groups{group_id}"))
+        return Response(200, _deployment_result(dep), headers=_deployment_headers(dep))
+
+    def _cancel(self, dep_id, force):
+        """DELETE /v2/deployments/{id}: a new deployment back to the apps as they were, or with
+        force only the end of this one (202, no body, nothing rolled back)."""
+        if dep_id not in self.deployments:
+            return Response(404, {"message": f"DeploymentPlan {dep_id} does not exist"})
+        original, _ = self.plans[dep_id]
+        if force:
+            log.info("Canceling deployment [%s]", dep_id)
+            del self.deployments[dep_id]
+            del self.plans[dep_id]
+            return Response(202, b"")
+        now = apps.timestamp()
+        revert = {a: None if before is None else dict(before, version=now)
+                  for a, before in original.items()}
+        dep = self._apply(revert, now)
+        return Response(200, _deployment_result(dep), headers=_deployment_headers(dep))
+
+    def _waiting(self, app):
+        """How many of the app's instances wait to be launched."""
+        current = [t for t in self._app_tasks(app["id"]) if self._current(t, app)]
+        pending = [v for v in self.launched.values()
+                   if v[0] == app["id"] and v[3] == _config_version(app)]
+        return app["instances"] - len(current) - len(pending)
+
+    def _queue(self):
+        now, entries = time.time(), []
+        for app in self.apps.values():
+            count = self._waiting(app)
+            if count <= 0:
+                continue
+            left = self.next_launch.get(app["id"], 0) - now
+            entries.append({"count": count, "since": app["version"],
+                            "delay": {"timeLeftSeconds": max(0, int(left)),
+                                      "overdue": left <= 0},
+                            "app": self._app_view(app)})
+        return entries
+
+    def _reset_delay(self, app_id):
+        app = self.apps.get(app_id)
+        if app is None or self._waiting(app) <= 0:
+            return Response(404, {"message": f"Application {app_id} not found in tasks queue."})
+        self.next_launch.pop(app_id, None)
+        return Response(204, b"")
+
+    def _service_ports(self, app, old, batch):
+        """Port 0 in portDefinitions keeps the app's service port there, else gets a free one
+        from --local_port_min up (free of the other apps and of the `batch` deployed with it)."""
+        taken = {d["port"] for a in list(self.apps.values()) + batch if a["id"] != app["id"]
                  for d in a["portDefinitions"]}
         candidates = iter(p for p in range(self.flags["local_port_min"],
                                            self.flags["local_port_max"]) if p not in taken)
-        for d in app["portDefinitions"]:
+        kept = [d["port"] for d in (old or {}).get("portDefinitions", [])]
+        for i, d in enumerate(app["portDefinitions"]):
             if d["port"] == 0:
-                d["port"] = next(candidates)
-
-    def _save(self, app, action, status, full_body=False):
-        self._store(app)
-        self.apps[app["id"]] = app
-        self.next_launch.pop(app["id"], None)
-        dep = self._deploy(app["id"], action, app["version"])
-        headers = {"Marathon-Deployment-Id": dep["id"],
-                   "Location": f"http://{self.me}/v2/apps{app['id']}"}
-        body = (dict(self._app_view(app, False), tasks=[]) if full_body
-                else {"deploymentId": dep["id"], "version": app["version"]})
-        return Response(status, body, headers=headers)
+                d["port"] = kept[i] if i < len(kept) and kept[i] not in taken else next(candidates)
 
     def _info(self):
         f = self.flags
@@ -567,10 +755,53 @@ class Marathon:
                 "event_subscriber": None}
 
 
-def _only_scaled(old, new):
-    strip = ("instances", "version", "versionInfo")
-    return ({k: v for k, v in old.items() if k not in strip}
-            == {k: v for k, v in new.items() if k not in strip})
+def _config_version(app):
+    return app["versionInfo"]["lastConfigChangeAt"]
+
+
+def _current_actions(dep):
+    if not dep["steps"]:
+        return []
+    return [dict(a, readinessCheckResults=[])
+            for a in dep["steps"][dep["currentStep"] - 1]["actions"]]
+
+
+def _deployment_result(dep):
+    return {"deploymentId": dep["id"], "version": dep["version"]}
+
+
+def _deployment_headers(dep, location=None):
+    headers = {"Marathon-Deployment-Id": dep["id"]}
+    if location:
+        headers["Location"] = location
+    return headers
+
+
+def _flag(req, name, default):
+    """A boolean query parameter as JAX-RS reads it: "true" (any case) is true."""
+    values = req.query.get(name)
+    return values[0].lower() == "true" if values else default
+
+
+def _embeds(req):
+    """?embed=apps.tasks&embed=apps.lastTaskFailure -> {"tasks", "lastTaskFailure"}; any of
+    Marathon's prefixes (apps., app., group.apps.) or none; "failures" is both."""
+    found = set()
+    for value in req.query.get("embed", []):
+        for prefix in ("group.apps.", "apps.", "app."):
+            if value.startswith(prefix):
+                value = value[len(prefix):]
+                break
+        found |= {"failures": {"tasks", "lastTaskFailure"}}.get(value, {value})
+    return found
+
+
+def _invalid(details):
+    return Response(422, {"message": "Object is not valid", "details": details})
+
+
+def _not_allowed():
+    return Response(405, {"message": "Method Not Allowed"})
 
 
 def _not_found(app_id):

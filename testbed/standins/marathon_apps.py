@@ -2,7 +2,9 @@
 
 Follows Marathon's REST v2 (mesosphere/marathon: docs/rest-api, app.raml): the same
 id pattern, reserved last segments, "exactly one of cmd/args, or a container", the defaults
-(cpus 1, mem 128, disk 0, instances 1) and the 422 body shape. Kept apart from the daemon so that
+(cpus 1, mem 128, disk 0, instances 1) and the 422 body shape; groups flattened into their apps
+as GroupsResource does; deployment steps as Marathon's DeploymentPlan orders them (stop removed
+apps, start new ones at 0 instances, then scale or restart). Kept apart from the daemon so that
 the rules can be tested without ZooKeeper or HTTP.
 """
 import re
@@ -91,6 +93,68 @@ def timestamp(t=None):
     """Marathon's ISO-8601 form: 2017-01-01T12:00:00.000Z."""
     t = time.time() if t is None else t
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+def group_apps(group, base="/"):
+    """A group body (POST/PUT /v2/groups) -> ({app id: app body with absolute id}, 422 details).
+
+    App and subgroup ids are relative to their enclosing group; details are placed as
+    Marathon's group validation places them (/apps(0)/cmd, /groups(1)/apps(0)/id)."""
+    found, details = {}, []
+    if not isinstance(group, dict) or not isinstance(group.get("id", ""), str):
+        return found, [{"path": "/id", "errors": ["error.expected.jsstring"]}]
+    group_id = canonical_id(group.get("id") or base, base)
+    for key in ("apps", "groups"):
+        if not isinstance(group.get(key, []), list):
+            details.append({"path": f"/{key}", "errors": ["error.expected.jsarray"]})
+    for i, app in enumerate(group.get("apps") or [] if isinstance(group.get("apps"), list) else []):
+        if not isinstance(app, dict):
+            details.append({"path": f"/apps({i})", "errors": ["error.expected.jsobject"]})
+            continue
+        app_details = validate(app)
+        details += [dict(d, path=f"/apps({i})" + d["path"].rstrip("/")) for d in app_details]
+        if not app_details:
+            app_id = canonical_id(app["id"], group_id)
+            if not app_id.startswith(group_id.rstrip("/") + "/"):
+                details.append({"path": f"/apps({i})/id", "errors": [
+                    f"identifier {app_id} is not child of {group_id}. Hint: use relative paths."]})
+            found[app_id] = dict(app, id=app_id)
+    for i, sub in enumerate(group.get("groups") or []
+                            if isinstance(group.get("groups"), list) else []):
+        sub_apps, sub_details = group_apps(sub, group_id)
+        found.update(sub_apps)
+        details += [dict(d, path=f"/groups({i})" + d["path"]) for d in sub_details]
+    return found, details
+
+
+def config_of(app):
+    """What a change must keep for it to be a scale only: all but instances and versions, with
+    the last config change (a restart moves it)."""
+    strip = ("instances", "version", "versionInfo")
+    return ({k: v for k, v in app.items() if k not in strip},
+            app.get("versionInfo", {}).get("lastConfigChangeAt"))
+
+
+def plan_steps(original, target):
+    """{app id: app or None} before and after -> Marathon's deployment steps: stop the removed
+    apps, start the new ones (at 0 instances), then scale or restart; empty steps dropped."""
+    stops = [a for a in sorted(original) if original[a] and not target.get(a)]
+    starts = [a for a in sorted(target) if target[a] and not original.get(a)]
+    later = []
+    for app_id in sorted(target):
+        new, old = target[app_id], original.get(app_id)
+        if not new:
+            continue
+        same_config = old is not None and config_of(old) == config_of(new)
+        if old is None or (same_config or new["instances"] == 0) and (
+                not same_config or old["instances"] != new["instances"]):
+            later.append(("ScaleApplication", app_id))   # new, scale only, or scaled to 0
+        elif not same_config:
+            later.append(("RestartApplication", app_id))
+    steps = [[("StopApplication", a) for a in stops], [("StartApplication", a) for a in starts],
+             later]
+    return [{"actions": [{"action": action, "app": a} for action, a in step]}
+            for step in steps if step]
 
 
 def with_defaults(app, version=None):

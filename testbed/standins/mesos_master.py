@@ -5,8 +5,10 @@ What it keeps from the real master, because the project's tasks and runbooks dep
 - leader election in ZooKeeper: ephemeral sequential `<path>/json.info_N` with MasterInfo JSON,
   lowest sequence leads; one ephemeral `<path>/log_replicas/replica_N` per master stands for its
   replicated-log replica;
-- quorum: an elected master recovers only once `--quorum` replicas are up, else it exits with the
-  real "Recovery failed" text after --registry_fetch_timeout (systemd's Restart=always restarts it);
+- quorum: every master's log replica recovers (`registrar/log/recovered` 1) once `--quorum`
+  replicas are up, without a deadline; an elected master's registrar recovers only then, else it
+  exits with the real "Recovery failed" text after --registry_fetch_timeout (systemd's
+  Restart=always restarts it);
 - losing the ZooKeeper session while elected makes it exit ("committing suicide"), as the real one;
 - HTTP: /master/state (+ /state), 307 from non-leaders, /master/redirect, /master/health,
   /metrics/snapshot, with the real field names.
@@ -116,7 +118,8 @@ class Master:
         self.lock = threading.RLock()
         self.leader = None          # MasterInfo of the leader (self.info when elected)
         self.elected_time = None
-        self.recovered = False
+        self.recovered = False      # the registrar (leader only)
+        self.log_recovered = False  # this master's replica of the replicated log
         self.start_time = time.time()
         self.agents = {}            # id -> agent dict
         self.frameworks = {}        # id -> framework dict (tasks, completed_tasks)
@@ -176,16 +179,17 @@ class Master:
         self.elected_time = time.time()
         threading.Thread(target=self._recover, daemon=True).start()
 
+    def _quorum_of_replicas(self):
+        replicas = 1 if self.zk is None else len(
+            self.zk.get_children(f"{self.zk_path}/log_replicas"))
+        return replicas >= self.flags["quorum"]
+
     def _recover(self):
         """Wait for a quorum of log replicas, as the registrar's first fetch does."""
         timeout = self.flags["registry_fetch_timeout"]
         deadline = time.time() + timeout
         while True:
-            if self.zk is None:
-                replicas = 1
-            else:
-                replicas = len(self.zk.get_children(f"{self.zk_path}/log_replicas"))
-            if replicas >= self.flags["quorum"]:
+            if self._quorum_of_replicas():
                 break
             if time.time() >= deadline:
                 log.critical("Recovery failed: Failed to recover registrar: Failed to perform "
@@ -193,7 +197,7 @@ class Master:
                 os._exit(1)
             time.sleep(0.5)
         with self.lock:
-            self.recovered = True
+            self.log_recovered = self.recovered = True  # the registrar reads through the log
         log.info("Recovered 0 agents from the registry; allowing %s for agents to reregister",
                  flagslib.format_duration(self.flags["agent_reregister_timeout"]))
 
@@ -203,12 +207,17 @@ class Master:
         self._elected()
 
     def tick(self):
-        """Once a second: contend again after a lost session; age out silent agents."""
+        """Once a second: contend again after a lost session; recover this master's log
+        replica; age out silent agents."""
         if self.zk is not None and self.znode is None and self.zk.connected:
             self._contend()
             # Re-read the candidates now rather than trust the old watch to fire after a
             # session change: a stale leader would send agents and redirects astray.
             self._on_masters(self.zk.get_children(self.zk_path))
+        # Mesos' log process starts recovering its replica when it is created, elected or
+        # not, and retries until a quorum of replicas answers.
+        if not self.log_recovered and self._quorum_of_replicas():
+            self.log_recovered = True
         now = time.time()
         with self.lock:
             for agent in list(self.agents.values()):
@@ -336,7 +345,7 @@ class Master:
                 "master/tasks_failed": count(done, "TASK_FAILED"),
                 "master/tasks_killed": count(done, "TASK_KILLED"),
                 "master/tasks_lost": count(done, "TASK_LOST"),
-                "registrar/log/recovered": 1.0 if self.recovered else 0.0,
+                "registrar/log/recovered": 1.0 if self.log_recovered else 0.0,
                 "registrar/log/ensemble_size": float(self.flags["quorum"] * 2 - 1),
             }
 

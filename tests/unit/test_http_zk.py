@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tasks import http, zk
+from tests.unit.fake_zookeeper import FakeZooKeeper
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -149,34 +150,10 @@ def test_refused_connection_is_one_line():
     assert "\n" not in str(exc.value)
 
 
-def _tcp_server(behaviour):
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(5)
-
-    def serve():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                word = conn.recv(16)
-                try:
-                    behaviour(conn, word)
-                except OSError:
-                    pass
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
-
-
 def test_zookeeper_srvr_mode_and_mntr():
-    answers = {b"srvr": b"Zookeeper version: 3.8.0\nMode: follower\nNode count: 5\n",
-               b"mntr": b"zk_version\t3.8.0\nzk_server_state\tleader\nzk_synced_followers\t2\n"}
-
-    srv = _tcp_server(lambda conn, word: conn.sendall(answers[word]))
-    port = srv.getsockname()[1]
+    srv = FakeZooKeeper({"srvr": "Zookeeper version: 3.8.0\nMode: follower\nNode count: 5\n",
+                         "mntr": "zk_version\t3.8.0\nzk_server_state\tleader\nzk_synced_followers\t2\n"})
+    port = srv.port
     try:
         assert zk.mode(zk.srvr("127.0.0.1", port)) == "follower"
         assert zk.mntr("127.0.0.1", port)["zk_synced_followers"] == "2"
@@ -186,10 +163,10 @@ def test_zookeeper_srvr_mode_and_mntr():
 
 def test_zookeeper_not_serving_and_not_whitelisted():
     assert zk.mode("This ZooKeeper instance is not currently serving requests\n") == zk.NOT_SERVING
-    srv = _tcp_server(lambda c, w: c.sendall(b"mntr is not executed because it is not in the whitelist.\n"))
+    srv = FakeZooKeeper({"mntr": "mntr is not executed because it is not in the whitelist.\n"})
     try:
         with pytest.raises(zk.ZkError, match="not in 4lw.commands.whitelist"):
-            zk.mntr("127.0.0.1", srv.getsockname()[1])
+            zk.mntr("127.0.0.1", srv.port)
     finally:
         srv.close()
 
@@ -199,10 +176,10 @@ def test_zookeeper_endless_answer_is_capped():
         while True:
             conn.sendall(b"x" * 65536)
 
-    srv = _tcp_server(endless)
+    srv = FakeZooKeeper(behaviour=endless)
     try:
         with pytest.raises(zk.ZkError, match="larger than"):
-            zk.srvr("127.0.0.1", srv.getsockname()[1], timeout=5)
+            zk.srvr("127.0.0.1", srv.port, timeout=5)
     finally:
         srv.close()
 
@@ -213,11 +190,11 @@ def test_zookeeper_trickle_ends_at_the_deadline():
             conn.sendall(b"M")
             time.sleep(0.1)
 
-    srv = _tcp_server(trickle)
+    srv = FakeZooKeeper(behaviour=trickle)
     started = time.monotonic()
     try:
         with pytest.raises(zk.ZkError, match="within 1 s"):
-            zk.srvr("127.0.0.1", srv.getsockname()[1], timeout=1)
+            zk.srvr("127.0.0.1", srv.port, timeout=1)
     finally:
         srv.close()
     assert time.monotonic() - started < 2.5

@@ -38,3 +38,38 @@ def test_task_ids_round_trip():
     tid = apps.task_id("/group/web")
     assert tid.startswith("group_web.") and apps.app_of_task(tid) == "/group/web"
     assert apps.canonical_id("a/../b") == "/b"
+
+
+def _app(app_id, instances=1, cmd="c", config="2024-01-01T00:00:00.000Z"):
+    app = apps.with_defaults({"id": app_id, "cmd": cmd, "instances": instances})
+    app["versionInfo"]["lastConfigChangeAt"] = config
+    return app
+
+
+def test_deployment_steps_as_marathons_plan_orders_them():
+    old = {"/a": _app("/a"), "/b": _app("/b"), "/c": _app("/c"), "/d": _app("/d"), "/e": None}
+    new = {"/a": None, "/b": _app("/b", 3), "/c": _app("/c", cmd="other"), "/d": _app("/d"),
+           "/e": _app("/e")}
+    assert apps.plan_steps(old, new) == [
+        {"actions": [{"action": "StopApplication", "app": "/a"}]},
+        {"actions": [{"action": "StartApplication", "app": "/e"}]},
+        {"actions": [{"action": "ScaleApplication", "app": "/b"},
+                     {"action": "RestartApplication", "app": "/c"},
+                     {"action": "ScaleApplication", "app": "/e"}]}]
+
+
+def test_a_restart_is_a_config_change_and_scaling_to_zero_a_scale():
+    restarted = _app("/a", config="2024-02-02T00:00:00.000Z")
+    assert apps.plan_steps({"/a": _app("/a")}, {"/a": restarted}) == [
+        {"actions": [{"action": "RestartApplication", "app": "/a"}]}]
+    assert apps.plan_steps({"/a": _app("/a")}, {"/a": _app("/a", 0, cmd="changed")}) == [
+        {"actions": [{"action": "ScaleApplication", "app": "/a"}]}]
+    assert apps.plan_steps({"/a": _app("/a")}, {"/a": _app("/a")}) == []
+
+
+def test_group_apps_are_flattened_with_ids_relative_to_their_group():
+    found, details = apps.group_apps({"id": "/shop", "apps": [{"id": "front", "cmd": "c"}],
+                                      "groups": [{"id": "jobs", "apps": [{"id": "x", "cmd": "c"}]}]})
+    assert details == [] and sorted(found) == ["/shop/front", "/shop/jobs/x"]
+    _, details = apps.group_apps({"id": "/shop", "apps": [{"id": "Bad", "cmd": "c"}, 7]})
+    assert [d["path"] for d in details] == ["/apps(0)/id", "/apps(1)"]
