@@ -54,14 +54,17 @@ def target_hosts(c, cluster: Cluster, roles: tuple[str, ...]) -> list[Host]:
     return [h for h in cluster.hosts if h.role in roles]
 
 
-def run_stages(c, stages: tuple[Stage, ...], *, dry_run: bool = False) -> None:
-    """Run the stages on the target hosts (see `tasks.runner`); exit 1 if a host failed."""
+def run_stages(c, stages: tuple[Stage, ...], *, dry_run: bool = False, batch: int = 0) -> None:
+    """Run the stages on the target hosts (see `tasks.runner`); exit 1 if a host failed.
+    `batch`: agents restarted at once in a roll (0: a quarter of the agents, at least 1)."""
+    if batch < 0:
+        raise Exit(f"--batch must be 1 or more (0: a quarter of the agents), got {batch}", code=2)
     cluster = load_cluster(c)
     roles = tuple(sorted({r for stage in stages for r in stage.roles}))
     hosts = target_hosts(c, cluster, roles)
     sessions = [Session(h, cluster, connect(h, c.config)) for h in hosts]
     try:
-        runner.run(sessions, list(stages), playbooks.RESTART_ORDER, reporter(), dry_run)
+        runner.run(sessions, list(stages), playbooks.RESTART_ORDER, reporter(), dry_run, batch)
     finally:
         for s in sessions:
             s.conn.close()
@@ -69,5 +72,5 @@ def run_stages(c, stages: tuple[Stage, ...], *, dry_run: bool = False) -> None:
         raise Exit(code=1)
 
 
-def run_step(c, step: Step, *, dry_run: bool = False) -> None:
-    run_stages(c, playbooks.step_stages(step), dry_run=dry_run)
+def run_step(c, step: Step, *, dry_run: bool = False, batch: int = 0) -> None:
+    run_stages(c, playbooks.step_stages(step), dry_run=dry_run, batch=batch)
