@@ -34,6 +34,22 @@ def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181) -> str:
     return "".join(text)
 
 
+def zoo_server(text: str, myid: int) -> str | None:
+    """The `server.N=` line of zoo.cfg `text` for `myid` (its value), None when it has none."""
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == f"server.{myid}":
+            return value.strip()
+    return None
+
+
+def with_zoo_server(text: str, myid: int, value: str) -> str:
+    """zoo.cfg `text` with the `server.N=` line of `myid` set to `value`."""
+    return "".join(f"server.{myid}={value}\n"
+                   if line.partition("=")[0].strip() == f"server.{myid}" else line
+                   for line in text.splitlines(keepends=True))
+
+
 def marathon_conf_dir(*, hostname: str, master: str, zk: str, http_port: int) -> dict[str, str]:
     """Marathon <= 1.4: one file per flag in /etc/marathon/conf (the tutorial's way)."""
     files = {

@@ -46,6 +46,13 @@ def write_file(path: str, content: str, *, mode: str = "644", owner: str = "root
     return " && ".join(parts)
 
 
+def copy_file(source: str, path: str) -> str:
+    """Copy `source` to `path` atomically (a dot file beside it, then a rename)."""
+    directory, name = posixpath.split(path)
+    tmp = posixpath.join(directory, "." + name + ".new")
+    return (f"mkdir -p {q(directory)} && cp {q(source)} {q(tmp)} && mv -fT {q(tmp)} {q(path)}")
+
+
 def mark_restart(service: str) -> str:
     return f"mkdir -p {q(MARKER_DIR)} && touch {q(restart_marker(service))}"
 
@@ -99,6 +106,13 @@ def apt_key_recv(key_id: str, *, key_url: str = "", keyserver: str = "") -> str:
     if key_url:
         return f"curl -fsSL {q(key_url)} | apt-key add -"
     return f"apt-key adv --keyserver {q(keyserver)} --recv {q(key_id.upper())}"
+
+
+def wait_for_port(port: int, seconds: int) -> str:
+    """Wait (at most `seconds`) until something listens on 127.0.0.1:`port`; never fails. A
+    daemon started in the background listens once it has read its configuration."""
+    probe = f"until (exec 3<>/dev/tcp/127.0.0.1/{int(port)}) 2>/dev/null; do sleep 0.2; done"
+    return f"timeout {int(seconds)} bash -c {q(probe)} || true"
 
 
 def wait_until(check: str, seconds: int, failure: str) -> str:

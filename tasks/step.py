@@ -124,3 +124,7 @@ class RestartGroup:
     gate: Gate
     start_gate: StartGate | None = None
     batched: bool = False
+    # (host, leader, leader's myid) -> the changes that restart the host so that it rejoins
+    # the leader before the leader restarts, or None when a plain restart does: see
+    # `steps.config.zoo_cfg_bridge`. The host's restart then stays owed, for a second pass.
+    bridge: Callable | None = None

@@ -4,7 +4,9 @@ them. `Scripted` is a real gate whose reads are answered from a script instead."
 
 from __future__ import annotations
 
-from tasks import gates
+from dataclasses import replace
+
+from tasks import gates, playbooks
 from tasks.status import Probe
 from tasks.step import RestartGroup
 
@@ -60,12 +62,10 @@ class Scripted:
 
 def order(script) -> tuple[RestartGroup, ...]:
     """RESTART_ORDER with every gate answered by `script(service, cluster, hosts)`."""
-    def gate(g):
-        return Scripted(g, lambda cluster, hosts: script(g.service, cluster, hosts))
-    return (RestartGroup("zookeeper", gate(gates.ZOOKEEPER), start_gate=gate(gates.ZOOKEEPER_STARTS)),
-            RestartGroup("mesos-master", gate(gates.MESOS_MASTER)),
-            RestartGroup("marathon", gate(gates.MARATHON)),
-            RestartGroup("mesos-slave", gate(gates.AGENTS), batched=True))
+    def scripted(g):
+        return g and Scripted(g, lambda cluster, hosts: script(g.service, cluster, hosts))
+    return tuple(replace(group, gate=scripted(group.gate), start_gate=scripted(group.start_gate))
+                 for group in playbooks.RESTART_ORDER)
 
 
 class World:

@@ -202,3 +202,40 @@ def test_batch_below_zero_is_refused_before_anything(mocker):
                        playbooks.CLUSTER, batch=-1)
     assert exc.value.code == 2 and "--batch must be 1 or more" in exc.value.message
     connect.assert_not_called()
+
+
+def test_a_peer_port_change_bridges_the_followers_to_the_leader_then_rolls_them_again(tmp_path, live):
+    """zk_peer_port 2888 -> 2889: a follower restarted with the new zoo.cfg would look for the
+    leader on 2889, where it does not listen yet. Each follower starts on the leader's running
+    line first (keeping its mark), then the leader restarts, then they restart as written."""
+    path = tmp_path / "hosts.ini"
+    path.write_text(TUTORIAL.read_text() + "\n[all:vars]\nzk_peer_port = 2889\n")
+    cluster = inventory.load(path)
+    world = gate_views.World(cluster, gate_views.everywhere(cluster))
+    world.leaders = {"zookeeper": "master3"}
+    host_facts = {}
+    for m in cluster.masters:
+        f = configured_host(cluster, m.name)       # converged on 2888, as it was
+        f[facts.file(service.ZOO_CFG)] = facts.File(
+            f[facts.file(service.ZOO_CFG)].content.replace(":2889:", ":2888:"))
+        host_facts[m.name] = f
+    sessions = hosts(cluster, host_facts, world)
+    rep_ = report.Reporter(stream=io.StringIO())
+    run(sessions, [Stage(("master",), playbooks.MASTER)], order(world), rep_, dry_run=False)
+    # Leadership moved to master1 when master3 restarted: it goes last in the second pass.
+    assert restarts(world, "zookeeper") == ["master1", "master2", "master3", "master2", "master1"]
+    master1 = [c for c, _ in sessions[0].trips]
+    assert master1[2] == [
+        "write /etc/zookeeper/conf/zoo.cfg with server.3=192.0.2.3:2888:3888, as the leader runs",
+        "restart zookeeper on the leader's running ports",
+        "write /etc/zookeeper/conf/zoo.cfg back as wanted (restart still owed)"]
+    assert master1[3] == ["restart zookeeper (marked for a restart)",
+                          "clear the restart mark of zookeeper"]
+    assert not any(s.failed for s in sessions)
+
+
+def test_the_bridge_names_the_leader_as_it_runs():
+    new = "tickTime=2000\nserver.1=a:2889:3888\nserver.2=b:2889:3888\nserver.3=c:2889:3888\n"
+    from tasks import render
+    assert render.zoo_server(new, 3) == "c:2889:3888" and render.zoo_server(new, 4) is None
+    assert render.with_zoo_server(new, 3, "c:2888:3888") == new.replace("c:2889", "c:2888")
