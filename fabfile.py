@@ -14,7 +14,7 @@ from fabric import task
 from invoke import Collection, Task
 from invoke.exceptions import Exit
 
-from tasks import apps, cli, http, marathon, playbooks, progress, runner, status
+from tasks import apps, cli, http, marathon, playbooks, progress, status
 from tasks.steps import service
 from testbed import tasks as testbed_tasks
 
@@ -22,6 +22,7 @@ DRY_RUN_HELP = {"dry-run": "show every change the run would make, restarts inclu
                            "and the order of each rolling restart; change nothing"}
 BATCH_HELP = {"batch": "agents restarted at once in a rolling restart (default: a quarter of "
                        "the agents, at least 1)"}
+
 
 
 def _step_task(step) -> Task:
@@ -41,14 +42,13 @@ def _step_task(step) -> Task:
 @task(help=DRY_RUN_HELP)
 def master(c, dry_run=False):
     """Playbook: every master step in the tutorial's order (-H hosts, else all masters)."""
-    cli.run_stages(c, (runner.Stage(("master",), playbooks.MASTER),), dry_run=dry_run)
+    cli.run_stages(c, playbooks.MASTERS, dry_run=dry_run)
 
 
 @task(help={**DRY_RUN_HELP, **BATCH_HELP})
 def slave(c, dry_run=False, batch=0):
     """Playbook: every slave step in the tutorial's order (-H hosts, else all slaves)."""
-    cli.run_stages(c, (runner.Stage(("slave",), playbooks.SLAVE),), dry_run=dry_run,
-                   batch=int(batch))
+    cli.run_stages(c, playbooks.SLAVES, dry_run=dry_run, batch=int(batch))
 
 
 @task(help={**DRY_RUN_HELP, **BATCH_HELP})

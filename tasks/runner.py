@@ -46,7 +46,7 @@ class Stage:
 
 
 class HostFailed(Exception):
-    """The host cannot go on: unreachable, a command failed, its facts could not be read."""
+    """The host cannot go on: it cannot be reached, or its facts could not be read."""
 
 
 @dataclass
@@ -395,9 +395,10 @@ def _report_dry(s: Session, entries: list[Entry], reporter: report.Reporter) -> 
         if entry.unknown:
             reporter.step(name, entry.name, "skipped", f"dry run: {entry.unknown}")
             continue
-        reporter.show("".join(f"{name} {entry.name} would {c.summary}\n{c.diff}"
-                              for c in entry.changes))
         summaries = [c.summary for c in entry.changes]
+        if summaries:
+            reporter.show("".join(f"{name} {entry.name} would {c.summary}\n{c.diff}"
+                                  for c in entry.changes))
         if entry.gate:
             reporter.step(name, entry.name, "skipped", "dry run", changes=summaries)
         elif summaries:

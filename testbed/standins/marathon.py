@@ -9,7 +9,7 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
 - apps, the version each task was launched with and the framework id live in ZooKeeper
   (`<zk path>/state/...`), so they survive a leader change; the new leader reconciles: it keeps
   the tasks the Mesos master reports and launches only the missing ones;
-- the REST v2 subset the tasks use, with the real status codes, bodies and
+- the subset of REST v2 that the tasks use, with the real status codes, bodies and
   headers: apps (create, partial or whole update, scale, restart, destroy), groups (POST, PUT),
   deployments (list; DELETE rolls back with a new deployment, ?force=true stops it: 202, no
   body), the launch queue (delay.timeLeftSeconds, DELETE .../delay: 204);
