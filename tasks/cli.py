@@ -15,7 +15,7 @@ import os
 from fabric import Connection
 from invoke.exceptions import Exit
 
-from tasks import inventory, playbooks, report, runner
+from tasks import inventory, playbooks, progress, report, runner
 from tasks.model import Cluster, Host, InventoryError
 from tasks.runner import Session, Stage, connect
 from tasks.step import Step
@@ -29,7 +29,7 @@ def reporter() -> report.Reporter:
     global _reporter
     if _reporter is None:
         _reporter = report.Reporter()
-        atexit.register(lambda: _reporter.counts and print(_reporter.recap(), flush=True))
+        atexit.register(lambda: _reporter.counts and progress.println(_reporter.recap()))
     return _reporter
 
 

@@ -326,7 +326,7 @@ class Marathon:
 
     @classmethod
     def for_cluster(cls, cluster, **kwargs) -> "Marathon":
-        """One endpoint per master of a tasks.inventory.Cluster: http://<ip>:<marathon_port>."""
+        """One endpoint per master of a tasks.model.Cluster: http://<ip>:<marathon_port>."""
         return cls.for_masters(cluster.masters, **kwargs)
 
     @classmethod

@@ -7,16 +7,17 @@ read. The reporter is shared by the threads that work on hosts in parallel, henc
 from __future__ import annotations
 
 import difflib
-import sys
 import threading
 from collections import Counter, defaultdict
+
+from tasks import progress
 
 STATUSES = ("ok", "changed", "failed")
 
 
 class Reporter:
     def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
+        self.stream = stream        # None: the terminal, shared with the live progress line
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.failures: list[tuple[str, str, str]] = []
         # (host, step, summary) of every change reported, applied or (dry run) planned: the
@@ -36,11 +37,17 @@ class Reporter:
             text = f"{host} {step} {status}"
             if detail:
                 text += ": " + detail if status == "failed" else f" ({detail})"
-            print(text, file=self.stream, flush=True)
+            self._print(text)
 
     def show(self, text: str) -> None:
         """Free text (diffs, planned commands) printed whole, so threads do not interleave it."""
         with self._lock:
+            self._print(text)
+
+    def _print(self, text: str) -> None:
+        if self.stream is None:
+            progress.println(text)
+        else:
             print(text, file=self.stream, end="" if text.endswith("\n") else "\n", flush=True)
 
     def recap(self) -> str:

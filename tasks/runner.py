@@ -37,6 +37,9 @@ from tasks.plan import Entry, HostPlan
 from tasks.step import Change, HostContext, Restart, RestartGroup, Step
 
 APPLIED = "@@applied"
+# A round trip that lasts longer than this is shown as a wait (tasks.progress): on a
+# terminal in the live line, in logs as "waiting ..." and "done after N s" lines.
+SHOW_WAITS_AFTER = 3.0
 
 
 @dataclass(frozen=True)
@@ -231,8 +234,11 @@ def _round(ctl: Run, sessions: list[Session], work: dict[int, list[tuple[Entry, 
         s, todo = sessions[i], work[i]
         if s.failed or not (todo or gather):
             return
+        what = "; ".join(c.summary for _, c in todo) or "gather facts"
         try:
-            result = s.run_round([c for _, c in todo], gather)
+            # Shown only when it takes a while (an install).
+            with progress.waiting(what, host=s.host.name, after=SHOW_WAITS_AFTER):
+                result = s.run_round([c for _, c in todo], gather)
         except HostFailed as exc:
             result = RoundResult(0, str(exc))
         for entry, _ in todo[:result.applied]:
@@ -253,7 +259,7 @@ def _poll(ctl: Run, what: str, read, judge):
     """Read (`read()`) until `judge(seen)` is None, or `ctl.gate_timeout` passes; say what is
     waited for while waiting. Returns (seen, None) when met, else (seen, what was seen last)."""
     deadline = time.monotonic() + ctl.gate_timeout
-    with progress.waiting(what) as wait:
+    with progress.waiting(what, after=SHOW_WAITS_AFTER) as wait:
         while True:
             seen = read()
             problem = judge(seen)

@@ -43,6 +43,7 @@ log = logging.getLogger("marathon")
 PROG = "marathon"
 VERSION = common.version("marathon", "1.4.8")
 TICK = 1.0
+PARTIAL_UPDATE_PARAM = tuple(map(int, VERSION.split(".")[:2])) >= (1, 5)
 MESOS_SETTLE = 6.0      # after a Mesos leader change, let agents re-register before scaling
 LAUNCH_CONFIRM = 30.0   # a launched task not yet in the master's state still counts for this long
 
@@ -596,7 +597,9 @@ class Marathon:
             locked = self._locked([app_id], _flag(req, "force", False))
             if locked:
                 return locked
-            if _flag(req, "partialUpdate", True):  # fields not given keep their value
+            # Fields not given keep their value; ?partialUpdate=false (Marathon >= 1.5)
+            # replaces the whole definition, which 1.4 does not know.
+            if not PARTIAL_UPDATE_PARAM or _flag(req, "partialUpdate", True):
                 merged = {k: v for k, v in old.items() if k not in ("version", "versionInfo")}
                 if "ports" in body:
                     merged.pop("portDefinitions", None)

@@ -14,6 +14,7 @@ import io
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import fabric
@@ -23,7 +24,7 @@ from invoke import Context
 from invoke.exceptions import Exit
 from invoke.runners import Result
 
-from tasks import cli, facts, gates, inventory, plan, playbooks, report, runner
+from tasks import cli, facts, gates, inventory, plan, playbooks, progress, report, runner
 from tasks.facts import File, Service
 from tasks.runner import RoundResult, Session, Stage, run
 from tasks.steps import config, install, service
@@ -578,3 +579,28 @@ def test_only_start_services_restarts_and_it_comes_last():
     assert restarting == {"start-services"}
     for steps in (playbooks.MASTER, playbooks.SLAVE):
         assert steps[-1] is service.START_SERVICES
+
+
+# --- long round trips say what they wait for -------------------------------------------------
+
+class SlowHost(Host):
+    def run_round(self, changes, gather=()):
+        if changes:
+            time.sleep(0.4)
+        return super().run_round(changes, gather)
+
+
+@pytest.mark.parametrize("host_class, shown", [(SlowHost, True), (Host, False)])
+def test_a_long_round_trip_is_shown_as_a_wait(cluster, rep, monkeypatch, host_class, shown):
+    board_out = io.StringIO()
+    monkeypatch.setattr(progress, "BOARD", progress.Board(board_out, tty=False))
+    monkeypatch.setattr(progress, "TICK", 0.05)
+    monkeypatch.setattr(runner, "SHOW_WAITS_AFTER", 0.2)
+    sessions = [host_class(cluster.find("master1"), cluster, installed_host(cluster, "master1"))]
+    run(sessions, [Stage(("master",), (config.WRITE_ZK,))], UNGATED, rep, dry_run=False)
+    lines = board_out.getvalue().splitlines()
+    if shown:
+        assert lines[0].startswith("master1 write /etc/mesos/zk: waiting ... (")
+        assert re.fullmatch(r"master1 write /etc/mesos/zk: done after \d+ s", lines[-1])
+    else:
+        assert lines == []
