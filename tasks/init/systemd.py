@@ -6,10 +6,15 @@ from __future__ import annotations
 from tasks.shell import q
 
 
+# Where packages and administrators put unit files; generated units come from /etc/init.d.
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system",
+             "/usr/lib/systemd/system")
+
+
 def installed(service: str) -> str:
-    s = q(service)
-    unit = q("^" + service + "\\.service")
-    return f"systemctl list-unit-files {s}.service 2>/dev/null | grep -q {unit} || test -x /etc/init.d/{s}"
+    # File tests, not `systemctl list-unit-files`, which reads every unit file on the host.
+    tests = [f"test -e {d}/{q(service)}.service" for d in UNIT_DIRS]
+    return " || ".join(tests + [f"test -x /etc/init.d/{q(service)}"])
 
 
 def enabled(service: str) -> str:

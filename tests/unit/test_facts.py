@@ -188,21 +188,36 @@ def test_upstart_and_lsb_answers():
 
 # --- the gather's wire format --------------------------------------------------------------
 
-def test_gather_survives_a_login_banner_and_keeps_exit_codes(tree):
+def test_gather_survives_a_login_banner(tree):
     names = [facts.file(str(tree / "plain")), facts.directory(str(tree / "nope"))]
-    out = "Welcome to Ubuntu 14.04 LTS\n@@fact 0 looks like one but is not\n" + \
+    out = "Welcome to Ubuntu 14.04 LTS\n@@facts looks like the facts' line but is not\n" + \
         sh(facts.gather_script(names)).stdout
     assert facts.parse_gather(out, names)[names[0]].content == "a\nb\n"
 
 
-def test_gather_a_fact_that_did_not_report_is_an_error():
+def test_a_command_that_exits_ends_only_itself(tree):
+    names = [facts.file(str(tree / "nope")), facts.file(str(tree / "plain"))]
+    got = gather(names)
+    assert got[names[0]] is None and got[names[1]].content == "a\nb\n"
+
+
+def test_gather_a_fact_that_did_not_report_is_an_error(tree):
     with pytest.raises(FactError, match="did not report: restart-marks"):
         facts.parse_gather("", [facts.RESTART_MARKS])
+    names = [facts.file(str(tree / "plain")), facts.RESTART_MARKS]
+    out = sh(facts.gather_script(names[:1])).stdout
+    with pytest.raises(FactError, match="did not report: restart-marks"):
+        facts.parse_gather(out, names)
+    with pytest.raises(FactError, match="did not report: file:"):
+        facts.parse_gather(out[:40] + "\n", names[:1])
 
 
-def test_gather_line_format():
-    line = f"@@fact 0 3 {base64.b64encode(b'').decode()}"
-    assert facts.parse_gather(line + "\n", [facts.file("/x")]) == {facts.file("/x"): None}
+def test_the_temporary_directory_is_removed(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    result = subprocess.run(["sh", "-c", facts.gather_script([facts.INIT])], env=env,
+                            capture_output=True, text=True)
+    assert facts.parse_gather(result.stdout, [facts.INIT])[facts.INIT] in ("systemd", "upstart", "sysv")
+    assert list(tmp_path.iterdir()) == []
 
 
 # --- the snapshot --------------------------------------------------------------------------
