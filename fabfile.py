@@ -52,11 +52,9 @@ FORCE_HELP = "override the deployments that lock the app (Marathon's ?force=true
 @contextmanager
 def _marathon(c, task_name: str):
     """A Marathon client on the masters (-H: those only); any failure is one line, exit 1."""
-    cluster_ = cli.load_cluster(c)
-    endpoints = [f"http://{m.ip}:{m.settings.marathon_port}"
-                 for m in cli.target_hosts(c, cluster_, ("master",))]
+    masters = cli.target_hosts(c, cli.load_cluster(c), ("master",))
     try:
-        with marathon.Marathon(endpoints, log=progress.println) as client:
+        with marathon.Marathon.for_masters(masters, log=progress.println) as client:
             yield client
     except (marathon.AppDefinitionError, marathon.MarathonError, http.HttpError) as exc:
         raise Exit(f"{task_name} failed: {exc}", code=1)

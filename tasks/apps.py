@@ -93,7 +93,7 @@ def _queue_text(entry: dict | None) -> str:
     if isinstance(left, (int, float)) and left > 0:
         text += f", launch delayed {left:g} s more (back-off after failures)"
     elif delay.get("overdue"):
-        text += ", overdue (no agent offers room for it)"
+        text += ", no launch delay: waiting for an agent with room for it"
     return text
 
 

@@ -9,8 +9,11 @@ leader), and turns every failure into one MarathonError line::
     kind, definition = load_definition("hello.json")
     with Marathon.for_cluster(cluster) as m:
         change = m.submit(definition, kind)
-        m.wait_for("deployment of /hello2", change, ["/hello2"], runs_instances(), timeout=120)
+        m.wait_for("deployment of /hello2", change, ["/hello2"],
+                   lambda apps: (runs(apps["/hello2"], 1), "waiting"), timeout=120)
         print(m.leader(), m.app("/hello2")["tasksRunning"])
+
+tasks/apps.py builds the operator's tasks (scale, restart, ...) on it.
 """
 from __future__ import annotations
 
@@ -324,8 +327,12 @@ class Marathon:
     @classmethod
     def for_cluster(cls, cluster, **kwargs) -> "Marathon":
         """One endpoint per master of a tasks.inventory.Cluster: http://<ip>:<marathon_port>."""
-        return cls([f"http://{m.ip}:{m.settings.marathon_port}" for m in cluster.masters],
-                   **kwargs)
+        return cls.for_masters(cluster.masters, **kwargs)
+
+    @classmethod
+    def for_masters(cls, masters, **kwargs) -> "Marathon":
+        """The same for some of the masters (`fab -H master2 ...`)."""
+        return cls([f"http://{m.ip}:{m.settings.marathon_port}" for m in masters], **kwargs)
 
     def close(self) -> None:
         self.http.close()

@@ -172,10 +172,14 @@ def mount_host_root(name: str) -> Path:
     return root
 
 
-def prepare_host(root: Path, name: str, etc_hosts: str, pubkey: str) -> None:
-    """Write what makes a copy of the layers into this host: name, hosts, identity, keys."""
+def prepare_host(root: Path, name: str, etc_hosts: str, pubkey: str,
+                 apt_preferences: str = "") -> None:
+    """Write what makes a copy of the layers into this host: name, hosts, identity, keys, and
+    the pins of the stand-in packages' newer releases (see testbed/repo.py)."""
     (root / "etc/hostname").write_text(name + "\n")
-    (root / "etc/hosts").write_text(etc_hosts)
+    write_etc_hosts(root, etc_hosts)
+    if apt_preferences:
+        (root / "etc/apt/preferences.d/mesos-testbed").write_text(apt_preferences)
     (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
     # The hosts resolve names with the machine's resolver (reached through the NAT).
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
@@ -189,9 +193,17 @@ def prepare_host(root: Path, name: str, etc_hosts: str, pubkey: str) -> None:
     (ssh_dir / "authorized_keys").chmod(0o600)
 
 
-def host_mounts() -> list[str]:
-    """Every mount point under the testbed's hosts directory (ours by location)."""
-    prefix = str(config.HOSTS_DIR) + "/"
+def write_etc_hosts(root: Path, text: str) -> None:
+    """/etc/hosts of a host (atomically: the host may be reading it)."""
+    tmp = root / "etc/.hosts.testbed"
+    tmp.write_text(text)
+    tmp.rename(root / "etc/hosts")
+
+
+def host_mounts(name: str = "") -> list[str]:
+    """Every mount point under the testbed's hosts directory (ours by location), or under
+    one host's directory."""
+    prefix = str(config.HOSTS_DIR / name) + "/" if name else str(config.HOSTS_DIR) + "/"
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -201,10 +213,12 @@ def host_mounts() -> list[str]:
     return out
 
 
-def remove_hosts_dir() -> None:
-    """Unmount every host root (deepest first) and delete the per-host directories."""
-    for mp in sorted(host_mounts(), key=len, reverse=True):
+def remove_hosts_dir(name: str = "") -> None:
+    """Unmount every host root (deepest first) and delete the per-host directories; or only
+    those of host `name`."""
+    for mp in sorted(host_mounts(name), key=len, reverse=True):
         if subprocess.run(["umount", mp], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", mp], check=False)
-    if not host_mounts():
-        shutil.rmtree(config.HOSTS_DIR, ignore_errors=True)
+    if not host_mounts(name):
+        shutil.rmtree(config.HOSTS_DIR / name if name else config.HOSTS_DIR,
+                      ignore_errors=True)

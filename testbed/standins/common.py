@@ -126,9 +126,10 @@ def setup_logging(prog, log_dir=None, verbose=False):
     logging.getLogger("kazoo").setLevel(logging.WARNING)
 
 
-def wait_for_sigterm():
-    """Block until SIGTERM or SIGINT; returns so the caller can shut down cleanly."""
-    stop = threading.Event()
+def wait_for_sigterm(stop=None):
+    """Block until SIGTERM or SIGINT (or until `stop`, an Event, is set: a daemon's own
+    reason to end); returns so the caller can shut down cleanly."""
+    stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1):

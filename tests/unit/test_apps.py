@@ -412,6 +412,15 @@ def test_app_show_with_failure_and_back_off(fake):
         "  launch queue: 1 waiting to launch, launch delayed 12 s more (back-off after failures)"]
 
 
+def test_app_show_of_an_app_waiting_for_room(fake):
+    fake.on("GET", "/v2/apps/big", app([], 1, "/big"))
+    fake.on("GET", "/v2/queue", (200, {"queue": [
+        {"count": 1, "delay": {"timeLeftSeconds": 0, "overdue": True}, "app": {"id": "/big"}}]}))
+    assert apps.show_app(client(fake), "/big").splitlines()[-1] == (
+        "  launch queue: 1 waiting to launch, no launch delay: waiting for an agent with room "
+        "for it")
+
+
 # --- the fab command line: one line, exit 1, nothing sent for a bad file --------------------------
 
 @pytest.fixture
@@ -470,3 +479,4 @@ def test_fab_app_scale_runs_against_marathon(fake, fab):
     assert "scaled /hello2 from 1 to 2 instances (deployment d20): 2/2 running" in out
     code, _, err = fab(fake, "app-scale", "--id", "/hello2", "--instances", "two")
     assert (code, err) == (1, "app-scale failed: --instances must be a whole number, got 'two'\n")
+

@@ -5,7 +5,6 @@ app runs, prints `hello` in its sandbox and is restarted; killing the leading ma
 another one and Marathon keeps its running tasks. Needs Debian's `zookeeper` package (the
 JVM is run directly with a temporary config; no service is enabled); skipped without it.
 """
-import socket
 import time
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from testbed.standins import common
 from testbed.standins.localrun import (kill_checkpointed_tasks, standin, start_zookeeper,
                                        wait_port, zookeeper_available)
+from tests.unit.standins_local import free_port, get, wait
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(),
                                 reason="needs Debian's zookeeper package (apt-get install zookeeper)")
@@ -20,29 +20,6 @@ MASTERS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 AGENTS = ["127.0.0.51", "127.0.0.52"]
 HELLO = {"id": "hello2", "cmd": "echo hello; sleep 10", "mem": 16, "cpus": 0.1,
          "instances": 1, "disk": 0.0, "ports": [0]}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(predicate, timeout=30.0, step=0.3):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            value = predicate()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
-
-
-def get(url):
-    return common.call("GET", url)[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The testbed's pure planning: subnet choice, address plan, apt sources, inventory text."""
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,49 @@ def test_etc_hosts_has_localhost_every_host_and_pins():
     assert "127.0.0.1\tlocalhost" in lines
     assert "198.51.100.2\tmaster2" in lines and "198.51.100.51\tslave1" in lines
     assert "203.0.113.80\tmirror.example" in lines
+
+
+# --- hosts added to a running testbed -----------------------------------------------------------
+
+def test_added_hosts_take_the_next_free_address_of_their_role():
+    taken = [h.ip for h in config.plan_hosts("198.51.100.0/24", 3)]
+    assert config.next_ip("198.51.100.0/24", "slave", taken) == "198.51.100.54"
+    assert config.next_ip("198.51.100.0/24", "master", taken) == "198.51.100.4"
+    # A removed host's address is free again.
+    assert config.next_ip("198.51.100.0/24", "master",
+                          [ip for ip in taken if ip != "198.51.100.2"]) == "198.51.100.2"
+    every_master = [f"198.51.100.{i}" for i in range(1, config.MASTER_LAST + 1)]
+    with pytest.raises(ValueError, match=r"no free master address left in 198.51.100.0/24"):
+        config.next_ip("198.51.100.0/24", "master", every_master)
+
+
+@pytest.mark.parametrize("ip, message", [
+    ("198.51.100.51", "198.51.100.51 is taken by another testbed host"),
+    ("198.51.100.254", "198.51.100.254 is not a host address of 198.51.100.0/24"),
+    ("203.0.113.5", "203.0.113.5 is not a host address of 198.51.100.0/24"),
+    ("slave9", "'slave9' is not an IPv4 address"),
+])
+def test_a_given_address_must_be_a_free_host_address(ip, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.check_ip("198.51.100.0/24", ip, ["198.51.100.51"])
+    assert config.check_ip("198.51.100.0/24", "198.51.100.253", []) == "198.51.100.253"
+
+
+@pytest.mark.parametrize("name, role, message", [
+    ("slave1", "slave", "a testbed host 'slave1' exists already"),
+    ("Slave4", "slave", "'Slave4' is not a host name"),
+    ("4slave", "slave", "'4slave' is not a host name"),
+    ("slave4", "agent", "role must be master or slave, not 'agent'"),
+    ("a" * 20, "slave", "is too long"),
+])
+def test_new_host_names_are_checked(name, role, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.check_new_host(name, role, ["slave1"])
+    config.check_new_host("slave4", "slave", ["slave1"])
+
+
+def test_inventory_line_per_role():
+    assert config.inventory_line(config.Host("master4", "198.51.100.4", "master", 4)) == \
+        "master4 ip=198.51.100.4 myid=4"
+    assert config.inventory_line(config.Host("slave4", "198.51.100.54", "slave")) == \
+        "slave4 ip=198.51.100.54"
