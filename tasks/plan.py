@@ -130,7 +130,7 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
             if gate and gate.needed(ctx, Facts(snapshot, gate.needs(ctx)), earlier, run):
                 entry = Entry(gate.name, gate=True)
                 entries.insert(entries.index(in_group[0][0]), entry)
-                rounds[r].append((entry, Change(gate.summary, gate.command(ctx))))
+                rounds[r].append((entry, Change(gate.summary, gate.command(ctx), kind="service")))
             for entry, item in in_group:
                 rounds[r] += [(entry, change) for change in item.changes]
                 started.setdefault(r, []).append((entry, item.service))
@@ -139,7 +139,8 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
             strategy = init.strategy(snapshot.read(facts.INIT))
             names = tuple(svc for _, svc in services)
             rounds[r].append((services[-1][0], Change(f"check that {', '.join(names)} stayed up",
-                                                      init.verify_running(strategy, names))))
+                                                      init.verify_running(strategy, names),
+                                                      kind="service")))
         for round_ in rounds:
             for entry, change in round_:
                 entry.changes.append(change)

@@ -2,21 +2,34 @@
 
 Lines look like `master2 write-zoo-cfg changed`, like Ansible's PLAY RECAP operators already
 read. The reporter is shared by the threads that work on hosts in parallel, hence the lock.
+Text that comes from a host (its errors, its files in a diff) is shown with its control
+characters escaped: a host must not be able to rewrite the operator's terminal.
 """
 
 from __future__ import annotations
 
 import difflib
-import sys
+import re
 import threading
 from collections import Counter, defaultdict
 
-STATUSES = ("ok", "changed", "failed")
+from tasks import progress
+
+STATUSES = ("ok", "changed", "failed", "interrupted")
+# Every control character but newline and tab: terminal escapes, carriage returns, bells.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters (but newlines and tabs) shown as escapes."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class Reporter:
     def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
+        # Without a stream of its own, lines go through the progress board, which keeps its
+        # live line (what a host waits for) below them.
+        self.stream = stream
         self.counts: dict[str, Counter] = defaultdict(Counter)
         self.failures: list[tuple[str, str, str]] = []
         # (host, step, summary) of every change reported, applied or (dry run) planned: the
@@ -31,17 +44,25 @@ class Reporter:
             self.changes += [(host, step, summary) for summary in changes]
             if status in STATUSES:
                 self.counts[host][status] += 1
-            if status == "failed":
-                self.failures.append((host, step, detail))
+            detail = printable(detail)
+            if status in ("failed", "interrupted"):
+                self.failures.append((host, step, status, detail))
             text = f"{host} {step} {status}"
             if detail:
-                text += ": " + detail if status == "failed" else f" ({detail})"
-            print(text, file=self.stream, flush=True)
+                text += ": " + detail if status in ("failed", "interrupted") else f" ({detail})"
+            self._print(text)
 
     def show(self, text: str) -> None:
         """Free text (diffs, planned commands) printed whole, so threads do not interleave it."""
+        text = printable(text)
         with self._lock:
-            print(text, file=self.stream, end="" if text.endswith("\n") else "\n", flush=True)
+            self._print(text[:-1] if text.endswith("\n") else text)
+
+    def _print(self, text: str) -> None:
+        if self.stream is None:
+            progress.println(text)
+        else:
+            print(text, file=self.stream, flush=True)
 
     def recap(self) -> str:
         if not self.counts:
@@ -50,9 +71,10 @@ class Reporter:
         rows = ["", "RECAP"]
         for host in self.counts:
             c = self.counts[host]
-            rows.append(f"{host:<{width}}  ok={c['ok']:<3} changed={c['changed']:<3} failed={c['failed']}")
-        for host, step, detail in self.failures:
-            rows.append(f"FAILED {host} {step}: {detail}")
+            row = f"{host:<{width}}  ok={c['ok']:<3} changed={c['changed']:<3} failed={c['failed']}"
+            rows.append(row + (f" interrupted={c['interrupted']}" if c["interrupted"] else ""))
+        for host, step, status, detail in self.failures:
+            rows.append(f"{status.upper()} {host} {step}: {detail}")
         return "\n".join(rows)
 
 

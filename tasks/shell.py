@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+import secrets
 import shlex
 
 q = shlex.quote
@@ -107,3 +108,96 @@ def wait_until(check: str, seconds: int, failure: str) -> str:
         f"i=0; while [ $i -lt {int(seconds)} ]; do {{ {check} ; }} && exit 0; "
         f"i=$((i+1)); sleep 1; done; echo {q(failure)} >&2; exit 1"
     )
+
+
+# --- how a script reaches root on a host (see tasks.remote) ----------------------------------
+
+# What sudo -S prints when it wants the password; tasks.remote answers only this prompt, so a
+# password is never sent to anything else (sudo with cached credentials asks nothing).
+SUDO_PROMPT = "[mesos-fab] sudo password:"
+LOGINS = ("root", "sudo", "sudo-password")
+
+# Every script runs with the C locale (apt's and dpkg's messages are matched below) and a
+# PATH that has the sbin directories, whatever the login's environment.
+_ENV = "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# The supervisor: one line of POSIX sh, the only command line a host sees (a local user can
+# read command lines with ps; the script itself, which can hold secrets, travels on stdin).
+# $1 is the script's size. It reads exactly that many bytes into a private directory, refuses
+# a script that arrived short, then runs it with that directory as its $1 while a watcher
+# reads the rest of stdin: `stop` lets the running change finish and starts no other, `cut`
+# also ends the running change (its `timeout` process, which passes the signal to the
+# change's whole process group); end of input (the connection lost) counts as `stop`.
+SUPERVISOR = (
+    f"{_ENV}; umask 077; d=$(mktemp -d) || exit 125; trap 'rm -rf \"$d\"' EXIT; "
+    "echo @@ready; head -c \"$1\" > \"$d/script\"; "
+    "[ \"$(wc -c < \"$d/script\")\" -eq \"$1\" ] || { echo 'the script arrived incomplete' >&2; exit 125; }; "
+    "exec 3<&0; "
+    "(while IFS= read -r l; do case \"$l\" in "
+    "stop) : > \"$d/stop\";; "
+    "cut) : > \"$d/stop\"; : > \"$d/cut\"; p=$(cat \"$d/pid\" 2>/dev/null); "
+    "[ -n \"$p\" ] && kill -TERM \"$p\";; esac; done; : > \"$d/stop\") <&3 >/dev/null 2>&1 & "
+    "w=$!; exec 3<&-; sh \"$d/script\" \"$d\" </dev/null; r=$?; kill \"$w\" 2>/dev/null; exit $r"
+)
+
+
+def as_root(argv: list[str], login: str) -> str:
+    """The command line that runs `argv` as root: as is for a root login, else through sudo,
+    which never asks (`-n`: a password prompt would hang) unless a password is configured
+    (`-S`: read from stdin, only after SUDO_PROMPT appeared)."""
+    if login not in LOGINS:
+        raise ValueError(f"unknown login kind {login!r}")
+    prefix = {"root": [], "sudo": ["sudo", "-n", "--"],
+              "sudo-password": ["sudo", "-S", "-p", SUDO_PROMPT, "--"]}[login]
+    return " ".join(q(a) for a in prefix + argv)
+
+
+def supervised(size: int, login: str) -> str:
+    return as_root(["sh", "-c", SUPERVISOR, "mesos-fab", str(int(size))], login)
+
+
+# A change that ignores SIGTERM at its time limit is killed this many seconds later.
+KILL_AFTER = 10
+
+
+def round_script(units: list[tuple[str, int]]) -> str:
+    """The script the supervisor runs: each (command, seconds) in order, each under its own
+    time limit, reporting `@@start I` / `@@done I` on stdout; before each, it stops
+    (`@@stopped I`, exit 130) when the supervisor was told to stop."""
+    parts = ['d="$1"']
+    for i, (command, seconds) in enumerate(units):
+        end = "@@END_" + secrets.token_hex(8)
+        while end in command:
+            end = "@@END_" + secrets.token_hex(8)
+        limit = int(seconds)
+        parts.append(
+            f'[ -e "$d/stop" ] && {{ echo "@@stopped {i}"; exit 130; }}\n'
+            f"cat > \"$d/unit\" <<'{end}'\n{command}\n{end}\n"
+            f'echo "@@start {i}"\n'
+            # In the background so the watcher can signal it by its pid.
+            f'timeout -k {KILL_AFTER} {limit} sh "$d/unit" & echo $! > "$d/pid"; wait $!; r=$?; : > "$d/pid"\n'
+            f'if [ $r -ne 0 ]; then [ -e "$d/cut" ] && {{ echo "@@cut {i}"; exit 130; }}; '
+            f'[ $r -eq 124 ] && echo "timed out after {limit} s" >&2; exit $r; fi\n'
+            f'echo "@@done {i}"'
+        )
+    return "\n".join(parts) + "\n"
+
+
+# The run lock: one run at a time per host. A file under /run (gone at reboot, as any holder),
+# locked with flock by a process that holds it as long as its connection lives.
+RUN_LOCK = "/run/mesos-fab.lock"
+
+
+def hold_run_lock(holder: str, wait: bool, login: str) -> str:
+    """Lock RUN_LOCK and print `@@locked`, then hold it until stdin ends. When another run
+    holds it: print `@@held <what that run wrote>`, then exit 75, or (`wait`) wait for it.
+    The holder writes `holder` and its own pid into the file, for the next run to name."""
+    lock = q(RUN_LOCK)
+    waiting = "while ! flock -w 10 9; do echo @@still; done" if wait else "exit 75"
+    script = (
+        f"{_ENV}; exec 9<>{lock} || exit 125; "
+        f"if ! flock -n 9; then echo \"@@held $(head -c 300 {lock} | tr -d '\\n')\"; {waiting}; fi; "
+        f"printf '%s (pid %s on the host)\\n' \"$1\" $$ > {lock}; echo @@locked; "
+        f"cat >/dev/null; : > {lock}"
+    )
+    return as_root(["sh", "-c", script, "mesos-fab", holder], login)

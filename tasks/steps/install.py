@@ -25,7 +25,7 @@ def key_present(fingerprints: frozenset[str], key_id: str) -> bool:
 
 def _apt_update() -> Change:
     # New package lists: apt's candidates are unknown until the update has run.
-    return Change("apt-get update", shell.apt_update(), forgets=("candidate",))
+    return Change("apt-get update", shell.apt_update(), forgets=("candidate",), kind="apt")
 
 
 def _repo_needs(ctx: HostContext) -> list[str]:
@@ -48,13 +48,14 @@ def _repo_plan(ctx: HostContext, found: Facts) -> list[Change]:
         if not key_present(keys, s.repo_key_id):
             changes.append(Change(f"install key {s.repo_key_id} into {KEYRING}",
                                   shell.fetch_key_to_keyring(s.repo_key_id, KEYRING, **key_source),
-                                  sets={facts.keyring(KEYRING): keys | {s.repo_key_id}}))
+                                  sets={facts.keyring(KEYRING): keys | {s.repo_key_id}},
+                                  kind="apt"))
     else:
         keys = found[facts.APT_KEY]
         if not key_present(keys, s.repo_key_id):
             changes.append(Change(f"add key {s.repo_key_id} with apt-key",
                                   shell.apt_key_recv(s.repo_key_id, **key_source),
-                                  sets={facts.APT_KEY: keys | {s.repo_key_id}}))
+                                  sets={facts.APT_KEY: keys | {s.repo_key_id}}, kind="apt"))
     source = render.apt_source(s.repo_url_for(distro, codename), s.repo_suite or codename,
                                s.repo_component, KEYRING if signed_by else None)
     changes += files.plan(found, {SOURCES_FILE: source})
@@ -97,7 +98,7 @@ def _install_plan(ctx: HostContext, found: Facts) -> list[Change]:
         # The package lists predate the repository (or were cleaned): refresh them first.
         changes.append(_apt_update())
     changes.append(Change(f"install {' '.join(missing)}", shell.apt_install(missing),
-                          forgets=facts.CHANGED_BY_PACKAGES))
+                          forgets=facts.CHANGED_BY_PACKAGES, kind="apt"))
     return changes
 
 
