@@ -15,6 +15,7 @@ A fact is a name, most with an argument after a colon:
 | `candidate:NAME` | apt's candidate version for a package not installed; '' when none (or installed) |
 | `service:NAME` | a `Service` (enabled, running), None when not installed |
 | `restart-marks` | the services marked for a restart (`shell.MARKER_DIR`), a frozenset |
+| `dpkg-interrupted` | True when a dpkg run was cut off, so apt refuses to install until `dpkg --configure -a` |
 | `zookeeper-mode:PORT` | the local ZooKeeper's `srvr` mode (`leader`, `follower`, `standalone`); '' when it does not serve |
 
 Steps name the facts they need (`Step.needs`) and read them from a `Snapshot`, which the
@@ -39,6 +40,7 @@ LSB_RELEASE = "lsb-release"
 APT_SIGNED_BY = "apt-signed-by"
 APT_KEY = "apt-key"
 RESTART_MARKS = "restart-marks"
+DPKG_INTERRUPTED = "dpkg-interrupted"
 
 
 def file(path: str) -> str:
@@ -215,6 +217,9 @@ KINDS: dict[str, Kind] = {
     "service": Kind(_service_command, _service),
     RESTART_MARKS: Kind(lambda _: f"[ ! -d {q(MARKER_DIR)} ] || ls -A {q(MARKER_DIR)}",
                         lambda rc, out: frozenset(out.split())),
+    # apt's own test ("dpkg was interrupted"): journal entries dpkg has not merged yet.
+    DPKG_INTERRUPTED: Kind(lambda _: "ls /var/lib/dpkg/updates 2>/dev/null | grep -qx '[0-9][0-9]*'",
+                           lambda rc, out: rc == 0),
     "zookeeper-mode": Kind(_zookeeper_mode_command, lambda rc, out: out.strip()),
 }
 

@@ -59,16 +59,45 @@ def remove_file(path: str) -> str:
     return f"rm -f {q(path)}"
 
 
-def apt_update() -> str:
-    return "DEBIAN_FRONTEND=noninteractive apt-get update -q"
+# What apt-get and dpkg say when another process (unattended-upgrades on a fresh cloud host)
+# holds the dpkg or apt lock, from apt 1.0 (Ubuntu 14.04) to 2.x, and dpkg.
+DPKG_LOCKED = ("Could not get lock|Unable to lock|Unable to acquire the dpkg frontend lock|"
+               "is locked by another process|was locked by another process")
 
 
-def apt_install(packages: list[str], *, recommends: bool = True) -> str:
+def waiting_for_dpkg_lock(command: str, seconds: int) -> str:
+    """`command` (apt-get or dpkg), tried again every 2 s while another process holds the
+    dpkg or apt lock, for up to `seconds`; what it waits for is reported as `@@wait` lines
+    (tasks.remote shows them). Any other failure, or the lock still held at the end, fails
+    with the command's own error."""
+    locked = q(DPKG_LOCKED)
+    return (
+        'e=$(mktemp) || exit 1; w=0; while :; do '
+        f'{command} 2>"$e" && {{ rm -f "$e"; exit 0; }}; r=$?; '
+        f'if [ $w -lt {int(seconds)} ] && grep -qE {locked} "$e"; then '
+        f'echo "@@wait $(grep -m1 -E {locked} "$e")"; sleep 2; w=$((w+2)); '
+        f'else [ $w -eq 0 ] || echo "gave up after waiting $w s for the dpkg lock:" >&2; '
+        'cat "$e" >&2; rm -f "$e"; exit $r; fi; done'
+    )
+
+
+def apt_update(lock_wait: int) -> str:
+    return waiting_for_dpkg_lock("DEBIAN_FRONTEND=noninteractive apt-get update -q", lock_wait)
+
+
+def apt_install(packages: list[str], lock_wait: int, *, recommends: bool = True) -> str:
     """Non-interactive install that keeps our edits of the packages' conffiles (`--force-confold`)."""
     extra = "" if recommends else " --no-install-recommends"
     names = " ".join(q(p) for p in packages)
-    return ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
-            f" -o Dpkg::Options::=--force-confold{extra} {names}")
+    return waiting_for_dpkg_lock("DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
+                                 f" -o Dpkg::Options::=--force-confold{extra} {names}", lock_wait)
+
+
+def dpkg_repair(lock_wait: int) -> str:
+    """Finish what an interrupted dpkg left half done (apt refuses to install until then),
+    keeping our edits of conffiles as apt_install does."""
+    return waiting_for_dpkg_lock(
+        "DEBIAN_FRONTEND=noninteractive dpkg --force-confold --configure -a", lock_wait)
 
 
 def fetch_key_to_keyring(key_id: str, keyring: str, *, key_url: str = "", keyserver: str = "") -> str:

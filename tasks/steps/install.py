@@ -23,9 +23,10 @@ def key_present(fingerprints: frozenset[str], key_id: str) -> bool:
     return any(f.endswith(kid) for f in fingerprints)
 
 
-def _apt_update() -> Change:
+def _apt_update(ctx: HostContext) -> Change:
     # New package lists: apt's candidates are unknown until the update has run.
-    return Change("apt-get update", shell.apt_update(), forgets=("candidate",), kind="apt")
+    return Change("apt-get update", shell.apt_update(ctx.host.settings.dpkg_lock_timeout),
+                  forgets=("candidate",), kind="apt")
 
 
 def _repo_needs(ctx: HostContext) -> list[str]:
@@ -61,7 +62,7 @@ def _repo_plan(ctx: HostContext, found: Facts) -> list[Change]:
     changes += files.plan(found, {SOURCES_FILE: source})
     if changes:
         # Only when the source or the key changed: an update is the slow part of a re-run.
-        changes.append(_apt_update())
+        changes.append(_apt_update(ctx))
     return changes
 
 
@@ -80,7 +81,8 @@ def _names(ctx: HostContext) -> list[str]:
 
 
 def _install_needs(ctx: HostContext) -> list[str]:
-    return [facts.package(n) for n in _names(ctx)] + [facts.candidate(n) for n in _names(ctx)]
+    return ([facts.package(n) for n in _names(ctx)] + [facts.candidate(n) for n in _names(ctx)]
+            + [facts.DPKG_INTERRUPTED])
 
 
 def _install_plan(ctx: HostContext, found: Facts) -> list[Change]:
@@ -93,11 +95,18 @@ def _install_plan(ctx: HostContext, found: Facts) -> list[Change]:
         missing.append(wanted)
     if not missing:
         return []
+    lock_wait = ctx.host.settings.dpkg_lock_timeout
     changes = []
+    if found[facts.DPKG_INTERRUPTED]:
+        # An install cut off mid-way (its dpkg killed): apt refuses every install until the
+        # half-done packages are configured.
+        changes.append(Change("repair the interrupted dpkg (dpkg --configure -a)",
+                              shell.dpkg_repair(lock_wait), kind="apt",
+                              sets={facts.DPKG_INTERRUPTED: False}))
     if any(not found[facts.candidate(w.partition("=")[0])] for w in missing):
         # The package lists predate the repository (or were cleaned): refresh them first.
-        changes.append(_apt_update())
-    changes.append(Change(f"install {' '.join(missing)}", shell.apt_install(missing),
+        changes.append(_apt_update(ctx))
+    changes.append(Change(f"install {' '.join(missing)}", shell.apt_install(missing, lock_wait),
                           forgets=facts.CHANGED_BY_PACKAGES, kind="apt"))
     return changes
 

@@ -97,7 +97,7 @@ def installed_host(cluster, name: str) -> dict:
             facts.APT_SIGNED_BY: True, "keyring": frozenset({KEY}), facts.APT_KEY: frozenset(),
             "file": None, "dir": True, "package": "1.4.1-2.0.1", "candidate": "",
             "service": Service(True, True), facts.RESTART_MARKS: frozenset(),
-            "zookeeper-mode": "follower"}[kind]
+            "zookeeper-mode": "follower", facts.DPKG_INTERRUPTED: False}[kind]
     values[facts.service("mesos-slave" if host.role == "master" else "zookeeper")] = None
     if host.role == "slave":
         values[facts.service("mesos-master")] = None

@@ -19,8 +19,9 @@ from tasks.init import upstart
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="write_file chowns to root")
 
 
-def sh(script: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
+def sh(script: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                          env=env)
 
 
 ODD_TEXT = "tab\there 'single' \"double\" $HOME `x` \\ back\r\nünïcødé €\n"
@@ -130,9 +131,53 @@ def test_upstart_enabled_probe_and_enable_agree(tmp_path):
 
 
 def test_apt_install_keeps_conffiles_and_quotes():
-    assert shell.apt_install(["mesos=1.4.1-2.0.1"], recommends=False) == (
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::=--force-confold"
-        " --no-install-recommends mesos=1.4.1-2.0.1")
+    assert shell.apt_install(["mesos=1.4.1-2.0.1", "a b"], 60, recommends=False) == \
+        shell.waiting_for_dpkg_lock(
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Options::="
+            "--force-confold --no-install-recommends mesos=1.4.1-2.0.1 'a b'", 60)
+
+
+# What apt 2.6 (Debian 12) prints while unattended-upgrades holds the lock.
+LOCKED = ("E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 "
+          "(unattended-upgr)\nE: Unable to acquire the dpkg frontend lock "
+          "(/var/lib/dpkg/lock-frontend), is another process using it?")
+
+
+def fake_apt(tmp_path, locked_times: int, other_error: str = "") -> dict:
+    """An apt-get that answers LOCKED `locked_times` times, then `other_error` or success."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(
+        "#!/bin/sh\n"
+        f"n=$(cat {tmp_path}/tries 2>/dev/null || echo 0); echo $((n+1)) > {tmp_path}/tries\n"
+        f"if [ $n -lt {locked_times} ]; then printf '%s\\n' {shell.q(LOCKED)} >&2; exit 100; fi\n"
+        + (f"echo {shell.q(other_error)} >&2; exit 100\n" if other_error else "echo installed\n"))
+    (bin_dir / "apt-get").chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+def test_apt_waits_for_the_dpkg_lock_saying_what_holds_it(tmp_path):
+    result = sh(shell.apt_install(["mesos"], 30), env=fake_apt(tmp_path, 1))
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        "@@wait E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process "
+        "4242 (unattended-upgr)", "installed"]
+
+
+def test_apt_gives_up_on_the_dpkg_lock_after_its_limit(tmp_path):
+    result = sh(shell.apt_update(1), env=fake_apt(tmp_path, 5))
+    assert result.returncode == 100
+    assert result.stderr.splitlines()[0] == "gave up after waiting 2 s for the dpkg lock:"
+    assert "held by process 4242" in result.stderr
+    assert (tmp_path / "tries").read_text() == "2\n"
+
+
+def test_apt_fails_at_once_on_another_error(tmp_path):
+    result = sh(shell.dpkg_repair(30).replace("dpkg --force", "apt-get --force"),
+                env=fake_apt(tmp_path, 0, "E: Unable to locate package mesos"))
+    assert result.returncode == 100
+    assert result.stderr == "E: Unable to locate package mesos\n"
+    assert result.stdout == ""
 
 
 def test_wait_until_succeeds_as_soon_as_the_check_does(tmp_path):
