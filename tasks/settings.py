@@ -134,11 +134,15 @@ def component(raw: str) -> str:
     return raw
 
 
-def key_id(raw: str) -> str:
+def fingerprint(raw: str) -> str:
     plain(raw)
     value = raw[2:] if raw.lower().startswith("0x") else raw
-    if len(value) not in (8, 16, 40) or not re.fullmatch(r"[0-9A-Fa-f]+", value):
-        raise BadValue(f"{raw!r} is not a key id (8, 16 or 40 hex digits)")
+    if not re.fullmatch(r"[0-9A-Fa-f]+", value):
+        raise BadValue(f"{raw!r} is not a key fingerprint (40 hex digits)")
+    if len(value) != 40:
+        raise BadValue(f"{raw!r} is not a full fingerprint: give all 40 hex digits, as "
+                       "`gpg --with-colons --fingerprint` prints them (an 8- or 16-digit key "
+                       "id can be matched by a key made to collide with it)")
     return value.upper()
 
 
@@ -255,8 +259,9 @@ SETTINGS = (
     Setting("repo_suite", "", suite, None, "the apt suite; empty: the host's `lsb_release -cs`"),
     Setting("repo_component", "main", component, None, "the apt component"),
     # A 32-bit key id is easy to collide with a forged key: the tutorial's E56151BF, in full.
-    Setting("repo_key_id", "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF", key_id, None,
-            "the signing key (8, 16 or 40 hex digits); a fetched key must end with it"),
+    Setting("repo_key_id", "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF", fingerprint, None,
+            "the signing key's full fingerprint (40 hex digits); a fetched key is trusted only "
+            "if its primary fingerprint is this one"),
     Setting("repo_keyserver", "keyserver.ubuntu.com", keyserver, None,
             "where the key is fetched from: a hostname or hkp://host:port"),
     Setting("repo_key_url", "", _key_url, None,

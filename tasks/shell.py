@@ -100,35 +100,44 @@ def dpkg_repair(lock_wait: int) -> str:
         "DEBIAN_FRONTEND=noninteractive dpkg --force-confold --configure -a", lock_wait)
 
 
-def fetch_key_to_keyring(key_id: str, keyring: str, *, key_url: str = "", keyserver: str = "") -> str:
-    """Fetch a signing key, check that it is the expected one, install it as a binary keyring.
-
-    Works in a throw-away GnuPG home. The fingerprint check refuses a key server or mirror that
-    hands out another key than the one the inventory names.
-    """
-    kid = key_id.upper()
+def _verified_key(fingerprint: str, key_url: str, keyserver: str) -> str:
+    """Fetch a signing key into a throw-away GnuPG home ("$g", removed on exit) and leave in
+    "$g/out" exactly the key whose primary fingerprint is `fingerprint`, exported alone: a
+    key server or mirror that hands out another key (or more keys) gets nothing trusted."""
+    fpr = fingerprint.upper()
     if key_url:
-        fetch = f"curl -fsSL {q(key_url)} > \"$g/key\" && gpg --homedir \"$g\" --batch -q --import \"$g/key\""
+        fetch = (f"curl -fsSL --max-time 60 --max-filesize 1048576 {q(key_url)} > \"$g/key\" && "
+                 "gpg --homedir \"$g\" --batch -q --import \"$g/key\"")
     else:
-        fetch = f"gpg --homedir \"$g\" --batch -q --keyserver {q(keyserver)} --recv-keys {q(kid)}"
-    directory, name = posixpath.split(keyring)
-    tmp = posixpath.join(directory, "." + name + ".new")
+        fetch = f"gpg --homedir \"$g\" --batch -q --keyserver {q(keyserver)} --recv-keys {q(fpr)}"
+    primaries = ("gpg --homedir \"$g\" --batch --with-colons --fingerprint | "
+                 "awk -F: '$1 == \"pub\" { p = 1; next } p && $1 == \"fpr\" { print $10; p = 0 }'")
     return (
         "g=$(mktemp -d) && trap 'rm -rf \"$g\"' EXIT && "
         f"{fetch} && "
-        f"gpg --homedir \"$g\" --batch --with-colons --fingerprint {q(kid)} | grep -q {q('^fpr:.*' + kid + ':$')} "
-        f"|| {{ echo \"key {kid} not found or fingerprint mismatch\" >&2; exit 1; }}; "
-        f"mkdir -p {q(directory)} && gpg --homedir \"$g\" --batch --export {q(kid)} > \"$g/out\" && "
+        f"{{ {primaries} | grep -qx {q(fpr)} || "
+        f"{{ echo {q(f'the fetched key is not {fpr} (its primary fingerprint): nothing was trusted')} >&2; exit 1; }}; }} && "
+        f"gpg --homedir \"$g\" --batch --export {q(fpr)} > \"$g/out\""
+    )
+
+
+def fetch_key_to_keyring(fingerprint: str, keyring: str, *, key_url: str = "",
+                         keyserver: str = "") -> str:
+    """Fetch and check the signing key (`_verified_key`), then install it alone as a binary
+    keyring, for apt's `signed-by`."""
+    directory, name = posixpath.split(keyring)
+    tmp = posixpath.join(directory, "." + name + ".new")
+    return (
+        f"{_verified_key(fingerprint, key_url, keyserver)} && mkdir -p {q(directory)} && "
         # Copied next to the keyring first: a rename from /tmp could cross file systems.
         f"install -m 644 \"$g/out\" {q(tmp)} && mv -fT {q(tmp)} {q(keyring)}"
     )
 
 
-def apt_key_recv(key_id: str, *, key_url: str = "", keyserver: str = "") -> str:
-    """The tutorial's `apt-key adv --recv`, for releases whose apt has no signed-by."""
-    if key_url:
-        return f"curl -fsSL {q(key_url)} | apt-key add -"
-    return f"apt-key adv --keyserver {q(keyserver)} --recv {q(key_id.upper())}"
+def apt_key_add(fingerprint: str, *, key_url: str = "", keyserver: str = "") -> str:
+    """For releases whose apt has no signed-by (apt < 1.1): the same fetched and checked key,
+    and only it, added with apt-key."""
+    return f"{_verified_key(fingerprint, key_url, keyserver)} && apt-key add \"$g/out\""
 
 
 def wait_until(check: str, seconds: int, failure: str) -> str:

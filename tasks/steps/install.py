@@ -17,12 +17,6 @@ SOURCES_FILE = "/etc/apt/sources.list.d/mesosphere.list"
 KEYRING = "/etc/apt/keyrings/mesosphere.gpg"
 
 
-def key_present(fingerprints: frozenset[str], key_id: str) -> bool:
-    """A short or long key id matches the end of a fingerprint, as gpg itself matches them."""
-    kid = key_id.upper()
-    return any(f.endswith(kid) for f in fingerprints)
-
-
 def _apt_update(ctx: HostContext) -> Change:
     # New package lists: apt's candidates are unknown until the update has run.
     return Change("apt-get update", shell.apt_update(ctx.host.settings.dpkg_lock_timeout),
@@ -46,16 +40,16 @@ def _repo_plan(ctx: HostContext, found: Facts) -> list[Change]:
     key_source = dict(key_url=s.repo_key_url_for(distro, codename), keyserver=s.repo_keyserver)
     if signed_by:
         keys = found[facts.keyring(KEYRING)]
-        if not key_present(keys, s.repo_key_id):
+        if s.repo_key_id not in keys:
             changes.append(Change(f"install key {s.repo_key_id} into {KEYRING}",
                                   shell.fetch_key_to_keyring(s.repo_key_id, KEYRING, **key_source),
                                   sets={facts.keyring(KEYRING): keys | {s.repo_key_id}},
                                   kind="apt"))
     else:
         keys = found[facts.APT_KEY]
-        if not key_present(keys, s.repo_key_id):
+        if s.repo_key_id not in keys:
             changes.append(Change(f"add key {s.repo_key_id} with apt-key",
-                                  shell.apt_key_recv(s.repo_key_id, **key_source),
+                                  shell.apt_key_add(s.repo_key_id, **key_source),
                                   sets={facts.APT_KEY: keys | {s.repo_key_id}}, kind="apt"))
     source = render.apt_source(s.repo_url_for(distro, codename), s.repo_suite or codename,
                                s.repo_component, KEYRING if signed_by else None)
