@@ -78,10 +78,23 @@ class Reporter:
         return "\n".join(rows)
 
 
-def unified_diff(path: str, old: str | None, new: str) -> str:
-    """Diff of a file's current and wanted text; a missing file diffs against /dev/null."""
+# Variables whose values are secrets: credentials, passwords, tokens, keystore passes.
+_SECRET_ASSIGNMENT = re.compile(
+    r"^(\s*(?:export\s+)?[A-Za-z0-9_]*(?:CREDENTIAL|SECRET|PASS|TOKEN)[A-Za-z0-9_]*=).*$", re.I)
+SECRET_SHOWN = "(secret, not shown)"
+
+
+def unified_diff(path: str, old: str | None, new: str, mask: str | None = None) -> str:
+    """Diff of a file's current and wanted text; a missing file diffs against /dev/null.
+    `mask`: "values" shows every variable named like a secret with its value hidden (a
+    changed secret still shows as a changed line), "whole" shows no line at all."""
     before = [] if old is None else old.splitlines(keepends=True)
-    lines = difflib.unified_diff(before, new.splitlines(keepends=True),
-                                 fromfile="/dev/null" if old is None else path, tofile=path)
+    lines = list(difflib.unified_diff(before, new.splitlines(keepends=True),
+                                      fromfile="/dev/null" if old is None else path, tofile=path))
+    if mask == "whole" and lines:
+        return f"{lines[0]}{lines[1]}{SECRET_SHOWN}: the file's content changes\n"
+    if mask == "values":
+        lines = lines[:2] + [line[0] + _SECRET_ASSIGNMENT.sub(r"\1" + SECRET_SHOWN, line[1:])
+                             for line in lines[2:]]
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
                    for line in lines)

@@ -161,6 +161,22 @@ def test_dry_run_lists_the_changes_the_real_run_reports(path):
         sorted(c["summary"] for c in case.get("changes", []))
 
 
+def test_a_dry_run_never_shows_a_secret_but_shows_that_it_changes(cluster, rep, out):
+    """The operator's MARATHON_HTTP_CREDENTIALS in /etc/default/marathon (Marathon 1.6): the
+    diff shows the line, with its value masked, and the tool's block that is added."""
+    master = configured_host(cluster, "master1")
+    master[facts.package("marathon")] = "1.6.322-2.0.145.debian90"
+    master[facts.file("/etc/default/marathon")] = File(
+        "MARATHON_HTTP_CREDENTIALS=ops:s3cret-value\nMARATHON_SSL_KEYSTORE_PASSWORD=k3y-pass\n")
+    run(hosts(cluster, {"master1": master}), [Stage(("master",), (config.CONFIGURE_MARATHON,))],
+        ORDER, rep, dry_run=True)
+    text = out.getvalue()
+    assert "s3cret" not in text and "k3y-pass" not in text
+    assert " MARATHON_HTTP_CREDENTIALS=(secret, not shown)\n" in text
+    assert " MARATHON_SSL_KEYSTORE_PASSWORD=(secret, not shown)\n" in text
+    assert "+MARATHON_HOSTNAME=192.0.2.1\n" in text
+
+
 def test_drifted_zoo_cfg_dry_run_shows_the_diff_and_the_restart(cluster, rep, out):
     drifted = configured_host(cluster, "master2")
     zoo = facts.file("/etc/zookeeper/conf/zoo.cfg")
