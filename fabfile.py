@@ -15,11 +15,12 @@ from fabric import task
 from invoke import Collection, Task
 from invoke.exceptions import Exit
 
-from tasks import apps, cli, http, marathon, playbooks, progress, runner, status
+from tasks import apps, cli, http, marathon, playbooks, progress, status
 from testbed import tasks as testbed_tasks
 
 RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs); change nothing",
             "wait-lock": "when another run holds a host's lock, wait for it instead of failing"}
+
 
 def _step_task(step) -> Task:
     def body(c, dry_run=False, wait_lock=False):
@@ -32,15 +33,13 @@ def _step_task(step) -> Task:
 @task(help=RUN_HELP)
 def master(c, dry_run=False, wait_lock=False):
     """Playbook: every master step in the tutorial's order (-H hosts, else all masters)."""
-    cli.run_stages(c, (runner.Stage(("master",), playbooks.MASTER),), dry_run=dry_run,
-                   wait_lock=wait_lock)
+    cli.run_stages(c, playbooks.MASTERS, dry_run=dry_run, wait_lock=wait_lock)
 
 
 @task(help=RUN_HELP)
 def slave(c, dry_run=False, wait_lock=False):
     """Playbook: every slave step in the tutorial's order (-H hosts, else all slaves)."""
-    cli.run_stages(c, (runner.Stage(("slave",), playbooks.SLAVE),), dry_run=dry_run,
-                   wait_lock=wait_lock)
+    cli.run_stages(c, playbooks.SLAVES, dry_run=dry_run, wait_lock=wait_lock)
 
 
 @task(help=RUN_HELP)

@@ -1,6 +1,6 @@
 """Benchmark: `fab cluster` on the local testbed against the SSH floor, with round trips counted.
 
-    MESOS_TESTBED=b1 python3 bench/cluster.py --slaves 50 [--runs 5] [--json out.json] [--keep]
+    MESOS_TESTBED=b1 .venv/bin/python bench/cluster.py --slaves 50 [--runs 5] [--json out.json] [--keep]
 
 1. Brings the testbed instance up fresh with N slaves and times the first `fab cluster`
    (repository, packages, configuration, services on fresh hosts).

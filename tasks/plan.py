@@ -13,7 +13,9 @@ what was planned so far, gathers those facts again in the same round trip, and p
 first; restarts go in the order of the restart groups (`steps.service.RESTART_ORDER`), with
 a new round, that is a barrier across hosts, after a group that (re)started something
 anywhere, and the group's gate where it is needed. The dry run prints exactly these rounds,
-and the real run applies them, so the two cannot differ.
+and the real run applies them, so the two cannot differ. Restarts stay `Restart` items until
+here, so a rolling order (one host at a time, the leader last, a health gate between hosts)
+is a change of `schedule` alone: the steps and the runner need not know.
 """
 
 from __future__ import annotations

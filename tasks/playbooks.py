@@ -38,9 +38,11 @@ STEPS = tuple(dict.fromkeys(MASTER + SLAVE))
 
 RESTART_ORDER = service.RESTART_ORDER
 
+MASTERS = (Stage(("master",), MASTER),)
+SLAVES = (Stage(("slave",), SLAVE),)
 # The whole cluster: the masters, then the slaves; a master that failed stops the run before
 # any slave is changed.
-CLUSTER = (Stage(("master",), MASTER), Stage(("slave",), SLAVE))
+CLUSTER = MASTERS + SLAVES
 
 
 def step_stages(step) -> tuple[Stage, ...]:

@@ -37,7 +37,7 @@ class Stage:
 
 
 class HostFailed(Exception):
-    """The host cannot go on: unreachable, a command failed, its facts could not be read."""
+    """The host cannot go on: it cannot be reached, or its facts could not be read."""
 
 
 @dataclass
@@ -335,9 +335,10 @@ def _report_dry(s: Session, sched: HostSchedule, reporter: report.Reporter) -> N
         if entry.unknown:
             reporter.step(name, entry.name, "skipped", f"dry run: {entry.unknown}")
             continue
-        reporter.show("".join(f"{name} {entry.name} would {c.summary}\n{c.diff}"
-                              for c in entry.changes))
         summaries = [c.summary for c in entry.changes]
+        if summaries:
+            reporter.show("".join(f"{name} {entry.name} would {c.summary}\n{c.diff}"
+                                  for c in entry.changes))
         if entry.gate:
             reporter.step(name, entry.name, "skipped", "dry run", changes=summaries)
         elif summaries:

@@ -9,7 +9,7 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
 - apps, the version each task was launched with and the framework id live in ZooKeeper
   (`<zk path>/state/...`), so they survive a leader change; the new leader reconciles: it keeps
   the tasks the Mesos master reports and launches only the missing ones;
-- the REST v2 subset the tasks use, with the real status codes, bodies and
+- the subset of REST v2 that the tasks use, with the real status codes, bodies and
   headers: apps (create, partial or whole update, scale, restart, destroy), groups (POST, PUT),
   deployments (list; DELETE rolls back with a new deployment, ?force=true stops it: 202, no
   body), the launch queue (delay.timeLeftSeconds, DELETE .../delay: 204);
@@ -43,6 +43,7 @@ log = logging.getLogger("marathon")
 PROG = "marathon"
 VERSION = common.version("marathon", "1.4.8")
 TICK = 1.0
+PARTIAL_UPDATE_PARAM = tuple(map(int, VERSION.split(".")[:2])) >= (1, 5)
 MESOS_SETTLE = 6.0      # after a Mesos leader change, let agents re-register before scaling
 LAUNCH_CONFIRM = 30.0   # a launched task not yet in the master's state still counts for this long
 
@@ -596,7 +597,9 @@ class Marathon:
             locked = self._locked([app_id], _flag(req, "force", False))
             if locked:
                 return locked
-            if _flag(req, "partialUpdate", True):  # fields not given keep their value
+            # Fields not given keep their value; ?partialUpdate=false (Marathon >= 1.5)
+            # replaces the whole definition, which 1.4 does not know.
+            if not PARTIAL_UPDATE_PARAM or _flag(req, "partialUpdate", True):
                 merged = {k: v for k, v in old.items() if k not in ("version", "versionInfo")}
                 if "ports" in body:
                     merged.pop("portDefinitions", None)

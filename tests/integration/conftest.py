@@ -3,7 +3,8 @@ and independent checks (ssh + cat, ZooKeeper's four-letter words, HTTP).
 
 Every probe targets the testbed's own addresses, and only while its state file says it is up.
 All of it acts on the testbed instance $MESOS_TESTBED names (tb_config.INSTANCE; unset: the
-default one): `MESOS_TESTBED=x python3 -m pytest tests/integration` runs entirely on x.
+default one): `MESOS_TESTBED=x .venv/bin/python -m pytest tests/integration` runs entirely
+on x.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,10 +27,11 @@ SLAVES = ("slave1", "slave2", "slave3")
 
 
 def fab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run the real `fab` command line on the testbed's inventory; output is echoed for CI logs."""
+    """Run the operator's `bin/fab` command line on the testbed's inventory; output is echoed
+    for CI logs."""
     env = dict(os.environ, FABRIC_INVENTORY=str(tb_config.INVENTORY))
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "fabric", *args], cwd=ROOT, env=env,
+    proc = subprocess.run([str(ROOT / "bin" / "fab"), *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     print(f"$ fab {' '.join(args)}  (exit {proc.returncode}, {time.monotonic() - started:.1f} s)")
     print(proc.stdout[-6000:], proc.stderr[-3000:], sep="\n")

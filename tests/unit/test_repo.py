@@ -2,6 +2,7 @@
 import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -137,7 +138,7 @@ def test_apt_takes_the_newer_release_only_when_asked(built, tmp_path):
     sources = tmp_path / "sources.list"
     sources.write_text(f"deb [signed-by={info.key_file}] http://127.0.0.1:{port}/debian "
                        "bookworm main\n")
-    server = Proc(["python3", "-m", "http.server", "-b", "127.0.0.1", "-d",
+    server = Proc([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d",
                    str(base / "out"), str(port)], str(tmp_path / "http.log"))
     try:
         wait_port("127.0.0.1", port)
@@ -178,7 +179,7 @@ def test_packaged_daemons_run_from_their_own_copy(built, tmp_path, name, version
     """The modules shipped in the .deb import on their own and know their package's version."""
     subprocess.run(["dpkg-deb", "-x", str(deb(built[0] / "out", name, version)),
                     str(tmp_path)], check=True)
-    r = subprocess.run(["python3", "-m", f"standins.{module}", "--version"],
+    r = subprocess.run([sys.executable, "-m", f"standins.{module}", "--version"],
                        cwd=tmp_path / libdir, capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == expected

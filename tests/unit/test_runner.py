@@ -188,6 +188,7 @@ def test_drifted_zoo_cfg_dry_run_shows_the_diff_and_the_restart(cluster, rep, ou
     stages = [Stage(("master",), playbooks.MASTER)]
     run(sessions(), stages, ORDER, rep, dry_run=True)
     text = out.getvalue()
+    assert "\n\n" not in text, "no blank lines for steps without changes"
     assert "master2 write-zoo-cfg would write /etc/zookeeper/conf/zoo.cfg\n" in text
     assert "-server.9=192.0.2.3:2888:3888\n+server.3=192.0.2.3:2888:3888\n" in text
     assert "master2 start-services would restart zookeeper (configuration changed)\n" in text
@@ -611,7 +612,7 @@ def test_playbook_steps_apply_to_their_role():
     assert all("master" in s.roles for s in playbooks.MASTER)
     assert all("slave" in s.roles for s in playbooks.SLAVE)
     assert playbooks.CLUSTER == (Stage(("master",), playbooks.MASTER),
-                                 Stage(("slave",), playbooks.SLAVE))
+                                 Stage(("slave",), playbooks.SLAVE)), "masters, then slaves"
 
 
 def test_only_start_services_restarts_and_it_comes_last():

@@ -2,8 +2,9 @@
 scale, restart, destroy, deployments with steps, 409 while one runs, cancel with and without
 rollback, the launch queue and its delay, groups; then the tool's own app tasks against it.
 
-One ZooKeeper, one master (quorum 1), two agents and one Marathon on 127.0.1.x. Needs Debian's
-`zookeeper` package; skipped without it.
+One ZooKeeper, one master (quorum 1), two agents and one Marathon on 127.0.1.x, each on a free
+port, so that other runs of this module on the machine do not answer in its place. Needs
+Debian's `zookeeper` package; skipped without it.
 """
 import io
 import time
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.skipif(not zookeeper_available(),
                                 reason="needs Debian's zookeeper package (apt-get install zookeeper)")
 MASTER, MARATHON = "127.0.1.1", "127.0.1.1"
 AGENTS = ["127.0.1.51", "127.0.1.52"]
-API = f"http://{MARATHON}:8080"
+MASTER_PORT, MARATHON_PORT = free_port(), free_port()
+API = f"http://{MARATHON}:{MARATHON_PORT}"
 LOOP = "while true; do sleep 1; done"
 
 
@@ -34,17 +36,20 @@ def marathon(tmp_path_factory):
     try:
         procs["master"] = standin("mesos_master", [
             f"--zk=zk://{zk}/mesos", "--quorum=1", f"--ip={MASTER}", f"--hostname={MASTER}",
-            f"--work_dir={tmp / 'master'}"], str(tmp / "master.log"))
+            f"--port={MASTER_PORT}", f"--work_dir={tmp / 'master'}"], str(tmp / "master.log"))
         for ip in AGENTS:
             procs[ip] = standin("mesos_slave", [
                 f"--master=zk://{zk}/mesos", f"--ip={ip}", f"--hostname={ip}",
-                f"--work_dir={tmp / ip}", "--resources=cpus:1;mem:256"], str(tmp / f"{ip}.log"))
+                f"--port={free_port()}", f"--work_dir={tmp / ip}", "--resources=cpus:1;mem:256"],
+                str(tmp / f"{ip}.log"))
         procs["marathon"] = standin("marathon", [
             "--master", f"zk://{zk}/mesos", "--zk", f"zk://{zk}/marathon",
-            "--hostname", MARATHON, "--http_address", MARATHON], str(tmp / "marathon.log"))
-        wait_port(MARATHON, 8080)
+            "--hostname", MARATHON, "--http_address", MARATHON,
+            "--http_port", str(MARATHON_PORT)], str(tmp / "marathon.log"))
+        wait_port(MARATHON, MARATHON_PORT)
         wait(lambda: call("GET", "/v2/leader")[0] == 200)
-        wait(lambda: call("GET", f"http://{MASTER}:5050/master/state")[1]["activated_slaves"] == 2)
+        wait(lambda: call("GET", f"http://{MASTER}:{MASTER_PORT}/master/state")[1]
+             ["activated_slaves"] == 2)
         yield tmp
     finally:
         for name, p in procs.items():
