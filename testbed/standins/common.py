@@ -68,9 +68,17 @@ def serve(ip, port, handle, name):
         def log_message(self, fmt, *args):
             logging.debug("http %s " + fmt, self.address_string(), *args)
 
-    ThreadingHTTPServer.allow_reuse_address = True
-    ThreadingHTTPServer.daemon_threads = True
-    server = ThreadingHTTPServer((ip, port), Handler)
+    class Server(ThreadingHTTPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            # A client that gave up (its timeout, while a standby held the request) is
+            # normal; anything else is a bug worth its traceback.
+            if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                super().handle_error(request, client_address)
+
+    server = Server((ip, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True, name=f"{name}-http").start()
     return server
 

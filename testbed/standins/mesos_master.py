@@ -689,6 +689,11 @@ class Master:
         return Response(404, {"message": "Unknown task"})
 
     def _status_update(self, body):
+        if body["agent_id"] not in self.agents:
+            # Not acknowledged: the agent keeps it and resends once it is registered again.
+            log.warning("Ignoring status update %s for task %s from unknown agent %s",
+                        body["state"], body["task_id"], body["agent_id"])
+            return Response(409, {"message": "Unknown agent"})
         fw = self.frameworks.get(body["framework_id"])
         if fw is None:
             fw = self._framework(body["framework_id"], body.get("framework_name", ""))
