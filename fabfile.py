@@ -16,18 +16,28 @@ from invoke import Collection, Task
 from invoke.exceptions import Exit
 
 from tasks import apps, cli, http, marathon, playbooks, progress, status
+from tasks.steps import service
 from testbed import tasks as testbed_tasks
 
-RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs); change nothing",
+RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs), "
+                       "and the order of each rolling restart; change nothing",
             "wait-lock": "when another run holds a host's lock, wait for it instead of failing"}
+BATCH_HELP = {"batch": "agents restarted at once in a rolling restart (default: a quarter of "
+                       "the agents, at least 1)"}
 
 
 def _step_task(step) -> Task:
-    def body(c, dry_run=False, wait_lock=False):
-        cli.run_step(c, step, dry_run=dry_run, wait_lock=wait_lock)
+    if step is service.START_SERVICES:
+        def body(c, dry_run=False, batch=0, wait_lock=False):
+            cli.run_step(c, step, dry_run=dry_run, batch=int(batch), wait_lock=wait_lock)
+        helps = {**RUN_HELP, **BATCH_HELP}
+    else:
+        def body(c, dry_run=False, wait_lock=False):
+            cli.run_step(c, step, dry_run=dry_run, wait_lock=wait_lock)
+        helps = RUN_HELP
     body.__name__ = step.name.replace("-", "_")
     body.__doc__ = step.help
-    return Task(body, name=body.__name__, help=RUN_HELP)
+    return Task(body, name=body.__name__, help=helps)
 
 
 @task(help=RUN_HELP)
@@ -36,16 +46,31 @@ def master(c, dry_run=False, wait_lock=False):
     cli.run_stages(c, playbooks.MASTERS, dry_run=dry_run, wait_lock=wait_lock)
 
 
-@task(help=RUN_HELP)
-def slave(c, dry_run=False, wait_lock=False):
+@task(help={**RUN_HELP, **BATCH_HELP})
+def slave(c, dry_run=False, batch=0, wait_lock=False):
     """Playbook: every slave step in the tutorial's order (-H hosts, else all slaves)."""
-    cli.run_stages(c, playbooks.SLAVES, dry_run=dry_run, wait_lock=wait_lock)
+    cli.run_stages(c, playbooks.SLAVES, dry_run=dry_run, batch=int(batch), wait_lock=wait_lock)
 
 
-@task(help=RUN_HELP)
-def cluster(c, dry_run=False, wait_lock=False):
+@task(help={**RUN_HELP, **BATCH_HELP})
+def cluster(c, dry_run=False, batch=0, wait_lock=False):
     """Playbook: the whole inventory: masters (ZooKeeper first), then slaves, in parallel."""
-    cli.run_stages(c, playbooks.CLUSTER, dry_run=dry_run, wait_lock=wait_lock)
+    cli.run_stages(c, playbooks.CLUSTER, dry_run=dry_run, batch=int(batch), wait_lock=wait_lock)
+
+
+@task(help={"services": "comma-separated, from " + ",".join(playbooks.SERVICES) + " (default: all)",
+            **RUN_HELP, **BATCH_HELP})
+def rolling_restart(c, services=",".join(playbooks.SERVICES), dry_run=False, batch=0,
+                    wait_lock=False):
+    """Restart services where they run, one host at a time (agents in batches), the leader last,
+    each host waiting for its gate: for restarts no configuration asked for (a JVM, a kernel)."""
+    names = tuple(s.strip() for s in services.split(",") if s.strip())
+    unknown = [s for s in names if s not in playbooks.SERVICES]
+    if unknown or not names:
+        raise Exit(f"rolling-restart: unknown service {', '.join(unknown) or '(none given)'}; "
+                   f"expected some of {', '.join(playbooks.SERVICES)}", code=2)
+    cli.run_stages(c, playbooks.rolling_restart(names), dry_run=dry_run, batch=int(batch),
+                   wait_lock=wait_lock)
 
 
 TIMEOUT_HELP = "seconds to wait for Marathon to finish; past it, say where the deployment stands"
@@ -179,7 +204,7 @@ def cluster_status(c, json=False, deployment_age=status.DEFAULT_DEPLOYMENT_AGE,
         raise Exit(code=report.exit_code)
 
 
-ns = Collection(master, slave, cluster, deploy_app, cluster_status)
+ns = Collection(master, slave, cluster, rolling_restart, deploy_app, cluster_status)
 for _app_task in (app_list, app_show, app_scale, app_restart, app_destroy, deployments,
                   deployment_cancel):
     ns.add_task(_app_task)

@@ -133,12 +133,15 @@ def interrupts(control: Control):
             signal.signal(sig, old)
 
 
-def run_stages(c, stages: tuple[Stage, ...], *, dry_run: bool = False,
+def run_stages(c, stages: tuple[Stage, ...], *, dry_run: bool = False, batch: int = 0,
                wait_lock: bool = False) -> None:
     """Run the stages on the target hosts (see `tasks.runner`); exit 1 if a host failed, 130
-    if the run was interrupted."""
+    if the run was interrupted. `batch`: agents restarted at once in a roll (0: a quarter of
+    the agents, at least 1)."""
     if not first_call(c, " ".join(step.name for stage in stages for step in stage.steps)):
         return
+    if batch < 0:
+        raise Exit(f"--batch must be 1 or more (0: a quarter of the agents), got {batch}", code=2)
     cluster = load_cluster(c)
     roles = tuple(sorted({r for stage in stages for r in stage.roles}))
     hosts = target_hosts(c, cluster, roles)
@@ -148,7 +151,7 @@ def run_stages(c, stages: tuple[Stage, ...], *, dry_run: bool = False,
     try:
         with interrupts(control):
             runner.run(sessions, list(stages), playbooks.RESTART_ORDER, reporter(), dry_run,
-                       control, LockRequest(holder(), wait_lock))
+                       batch=batch, control=control, lock=LockRequest(holder(), wait_lock))
     finally:
         for s in sessions:
             s.close()
@@ -159,5 +162,6 @@ def run_stages(c, stages: tuple[Stage, ...], *, dry_run: bool = False,
         raise Exit(code=1)
 
 
-def run_step(c, step: Step, *, dry_run: bool = False, wait_lock: bool = False) -> None:
-    run_stages(c, playbooks.step_stages(step), dry_run=dry_run, wait_lock=wait_lock)
+def run_step(c, step: Step, *, dry_run: bool = False, batch: int = 0,
+             wait_lock: bool = False) -> None:
+    run_stages(c, playbooks.step_stages(step), dry_run=dry_run, batch=batch, wait_lock=wait_lock)

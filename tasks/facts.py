@@ -16,7 +16,6 @@ A fact is a name, most with an argument after a colon:
 | `service:NAME` | a `Service` (enabled, running), None when not installed |
 | `restart-marks` | the services marked for a restart (`shell.MARKER_DIR`), a frozenset |
 | `dpkg-interrupted` | True when a dpkg run was cut off, so apt refuses to install until `dpkg --configure -a` |
-| `zookeeper-mode:PORT` | the local ZooKeeper's `srvr` mode (`leader`, `follower`, `standalone`); '' when it does not serve |
 
 Steps name the facts they need (`Step.needs`) and read them from a `Snapshot`, which the
 planner keeps up to date as it plans changes (`tasks.plan`). `gather_script` asks for any
@@ -65,10 +64,6 @@ def service(name: str) -> str:
 
 def keyring(path: str) -> str:
     return f"keyring:{path}"
-
-
-def zookeeper_mode(port: int) -> str:
-    return f"zookeeper-mode:{port}"
 
 
 @dataclass(frozen=True)
@@ -186,13 +181,6 @@ def _service(rc: int, out: str) -> Service | None:
     return Service(enabled="enabled" in lines, running="running" in lines)
 
 
-def _zookeeper_mode_command(port: str) -> str:
-    # bash's /dev/tcp rather than nc, which minimal installs lack; ZooKeeper closes the
-    # connection after answering a four-letter word, so `cat` ends.
-    ask = f"exec 3<>/dev/tcp/127.0.0.1/{int(port)} && echo srvr >&3 && cat <&3"
-    return f"timeout 3 bash -c {q(ask)} 2>/dev/null | sed -n 's/^Mode: //p'"
-
-
 @dataclass(frozen=True)
 class Kind:
     command: Callable[[str], str]          # the argument (a path, a name) -> shell
@@ -220,12 +208,11 @@ KINDS: dict[str, Kind] = {
     # apt's own test ("dpkg was interrupted"): journal entries dpkg has not merged yet.
     DPKG_INTERRUPTED: Kind(lambda _: "ls /var/lib/dpkg/updates 2>/dev/null | grep -qx '[0-9][0-9]*'",
                            lambda rc, out: rc == 0),
-    "zookeeper-mode": Kind(_zookeeper_mode_command, lambda rc, out: out.strip()),
 }
 
 # What installing packages can change: their files, directories, services and versions.
 # A package install forgets these facts, which are gathered again before a later step reads them.
-CHANGED_BY_PACKAGES = ("package", "candidate", "file", "dir", "service", "zookeeper-mode")
+CHANGED_BY_PACKAGES = ("package", "candidate", "file", "dir", "service")
 
 
 def kind_of(name: str) -> str:

@@ -434,6 +434,11 @@ class Marathon:
         """GET /v2/leader: the elected leader's "host:port", or None when none is elected."""
         return self._get("/v2/leader", "leader", str, missing=lambda r: None)
 
+    def ping(self) -> bool:
+        """GET /ping: True when a master answers `pong` (standbys answer too)."""
+        _, r = self.call("GET", "/ping")
+        return r.status == 200 and r.text.strip() == "pong"
+
     def apps(self) -> list[dict]:
         """GET /v2/apps with each app's tasks and last task failure (counts and deployments
         Marathon always embeds)."""

@@ -3,7 +3,7 @@
 `runbooks/bootstrap-cluster.md` lists the same steps in the same order; a unit test holds the
 two together. A stage is (roles, steps): the hosts of those roles run the steps, in parallel.
 Restarts are ordered across hosts by `RESTART_ORDER` whatever the playbook: ZooKeeper first,
-then mesos-master and Marathon once the ensemble serves.
+then mesos-master, Marathon and the agents, each rolled where it serves (`tasks.plan`).
 """
 
 from __future__ import annotations
@@ -48,3 +48,14 @@ CLUSTER = MASTERS + SLAVES
 def step_stages(step) -> tuple[Stage, ...]:
     """One step on every host it applies to."""
     return (Stage(step.roles, (step,)),)
+
+
+SERVICES = tuple(g.service for g in RESTART_ORDER)
+
+
+def rolling_restart(services: tuple[str, ...]) -> tuple[Stage, ...]:
+    """Restart the named services where they run, with the order and gates of every restart:
+    the masters' services first, then the agents."""
+    mark = service.mark_for_restart(services)
+    return tuple(Stage((role,), (mark, service.START_SERVICES))
+                 for role in ("master", "slave") if role in mark.roles)

@@ -233,6 +233,12 @@ class Setting:
     doc: str
 
 
+def seconds(raw: str) -> int:
+    if not DIGITS.match(raw) or not 1 <= int(raw) <= 86400:
+        raise BadValue(f"malformed duration {raw!r} (expected whole seconds, 1-86400)")
+    return int(raw)
+
+
 def _ssh_port(raw: str) -> int:
     return port(raw, "ssh_port")
 
@@ -299,6 +305,9 @@ SETTINGS = (
     Setting("zk_mesos_path", "/mesos", znode, "master", "Mesos' znode, at the end of /etc/mesos/zk"),
     Setting("zk_marathon_path", "/marathon", znode, "master",
             "Marathon's znode (must differ from Mesos')"),
+    Setting("gate_timeout", 120, seconds, "master",
+            "seconds a rolling restart waits for a service's health before and after each "
+            "host's restart (tasks/gates.py); past it, the roll stops"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

@@ -506,10 +506,9 @@ def _up(slaves, subnet, marathon_version, repo, log) -> dict:
         rootfs.ensure_heavy(base_stamp, log)
         if repo:
             try:   # another engineer's module; imported only when a repo is wanted
-                from testbed.repo import build_repo, sources_digest
+                from testbed.repo import apt_preferences, build_repo, sources_digest
             except ImportError as e:
                 raise RuntimeError(f"cannot build the package repo ({e}); use --no-repo") from e
-            from testbed.repo import apt_preferences
             out_dir = config.CACHE_DIR / "repo" / f"{marathon_version}-{sources_digest()[:12]}"
             info = build_repo(out_dir, config.SUITE, marathon_version)
             repo_info = {"dir": str(out_dir), "fingerprint": info.key_fingerprint,

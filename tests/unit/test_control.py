@@ -25,8 +25,9 @@ from tasks.runner import LockRequest, RoundResult, Session, Stage, run
 from tasks.step import Change
 from tests.unit import test_remote
 from tests.unit.ssh_server import with_fake_sudo
+from tests.unit import gate_views
 from tests.unit.test_runner import (TUTORIAL, Host, LocalProcesses, configured_host,
-                                    local_session)
+                                    local_session, order)
 
 ORDER = playbooks.RESTART_ORDER
 
@@ -161,10 +162,11 @@ def test_wait_lock_runs_once_the_holder_is_done(server, tmp_path, capsys):
 # --- interruptions ---------------------------------------------------------------------------
 
 def test_no_round_starts_on_any_host_once_the_run_is_stopped():
-    """The signal arrives while master1 runs the first change of its round: that change
-    completes, nothing else starts on any host, and each host says where it stopped. The
-    hosts answer as the supervisor does (tests/unit/test_remote.py proves it does)."""
+    """The signal arrives while master1 runs its first round: that round completes, and
+    nothing else starts on any host (no roll, no gate, no slave); each host says where it
+    stopped. The hosts answer as the supervisor does (tests/unit/test_remote.py proves it)."""
     cluster, out, control = inventory.load(TUTORIAL), io.StringIO(), Control()
+    world = gate_views.World(cluster, gate_views.everywhere(cluster))
     signalled = threading.Event()
 
     class Signalled(Host):
@@ -174,31 +176,52 @@ def test_no_round_starts_on_any_host_once_the_run_is_stopped():
             if self.host.name == "master1":
                 control.request_stop()
                 signalled.set()
-                super().run_round(changes[:1], gather)
-                return RoundResult(1, interrupted="not started: the run was interrupted")
+                return super().run_round(changes, gather)
             signalled.wait(5)
             self.trips.append(([c.summary for c in changes], list(gather)))
-            return RoundResult(0, interrupted="not started: the run was interrupted")
+            return RoundResult(0, interrupted=runner.NOT_STARTED)
 
     facts = {h.name: configured_host(cluster, h.name) for h in cluster.hosts}
     for name in ("master1", "master2", "master3"):
         facts[name]["file:/etc/mesos/zk"] = None          # a write, and restarts it owes
-    sessions = [Signalled(cluster.find(n), cluster, f) for n, f in facts.items()]
-    run(sessions, list(playbooks.CLUSTER), ORDER, report.Reporter(stream=out), False, control)
+    sessions = [Signalled(cluster.find(n), cluster, f, world=world) for n, f in facts.items()]
+    run(sessions, list(playbooks.CLUSTER), order(world), report.Reporter(stream=out), False,
+        control=control)
     trips = {s.host.name: s.trips for s in sessions}
+    assert trips["master1"][1][0] == ["write /etc/mesos/zk"]
     assert len(trips["master1"]) == 2, "the gather, and the round that was running"
     # The others were stopped before their round, or (had it started already) at its start.
     assert len(trips["master2"]) <= 2 and len(trips["master3"]) <= 2
     for s in ("slave1", "slave2", "slave3"):
         assert len(trips[s]) == 1, "the slaves were only gathered"
+    assert world.log == [], "nothing was restarted"
     lines = out.getvalue().splitlines()
     assert "master1 write-zk changed (write /etc/mesos/zk)" in lines
     assert ("master1 start-services interrupted: stopped before `restart mesos-master "
-            "(configuration changed)` (the run was interrupted)") in lines
+            "(marked for a restart)` (the run was interrupted)") in lines
     assert ("master2 write-zk interrupted: stopped before `write /etc/mesos/zk` "
             "(the run was interrupted)") in lines
     assert "slave1 add-repo interrupted: not started: the run was interrupted" in lines
     assert all(s.interrupted for s in sessions)
+
+
+def test_a_stop_ends_a_wait_for_a_gate_and_nothing_is_restarted():
+    """A roll waits for mesos-master to be able to spare master1 (the other masters do not
+    serve); the stop ends the wait at once, the restart never happens."""
+    cluster, out, control = inventory.load(TUTORIAL), io.StringIO(), Control()
+    world = gate_views.World(cluster, {**gate_views.everywhere(cluster),
+                                       "mesos-master": {"master1"}})
+    master = configured_host(cluster, "master1")
+    master["restart-marks"] = frozenset({"mesos-master"})
+    sessions = [Host(cluster.find("master1"), cluster, master, world=world)]
+    threading.Timer(0.5, control.request_stop).start()
+    started = time.monotonic()
+    run(sessions, [Stage(("master",), playbooks.MASTER)], order(world),
+        report.Reporter(stream=out), False, control=control)
+    assert time.monotonic() - started < 5, "the gate's wait ended with the stop"
+    assert world.log == []
+    assert ("master1 start-services interrupted: stopped before `restart mesos-master (marked "
+            "for a restart)` (the run was interrupted)") in out.getvalue().splitlines()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="write_file chowns to root")
@@ -235,7 +258,7 @@ def test_signals_stop_then_cut_the_run():
 
 
 def test_an_interrupted_run_exits_130(mocker, monkeypatch):
-    def interrupted(sessions, stages, order, reporter, dry_run, control, lock):
+    def interrupted(sessions, stages, order, reporter, dry_run, batch, control, lock):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)
         for s in sessions:
@@ -256,7 +279,7 @@ def test_fab_dash_h_runs_the_hosts_together_once(mocker, monkeypatch):
     carrying on past a failed one, as without -H), the others do nothing."""
     calls = []
 
-    def fake_run(sessions, stages, order, reporter, dry_run, control, lock):
+    def fake_run(sessions, stages, order, reporter, dry_run, batch, control, lock):
         calls.append(sorted(s.host.name for s in sessions))
         sessions[0].failed = True
     mocker.patch.object(runner, "run", side_effect=fake_run)

@@ -2,10 +2,11 @@
 
 `Host` stands for a host as the runner sees it: each call of `run_round` is one round trip,
 answered from the host's facts, which the applied changes update as the real host would be
-(`after`). `LocalProcesses` runs the real scripts, under the real supervisor, with this
-machine's `sh`, /etc and /var/lib/mesos-fab moved under a temporary root: the real gather and
-apply, twice. No test opens a socket to anything (`fabric.Connection.open` fails loudly in
-every test here; tests/unit/test_remote.py runs the same scripts over real SSH).
+(`after`); its (re)starts update the `World` the gates read (`tests/unit/gate_views.py`).
+`LocalProcesses` runs the real scripts, under the real supervisor, with this machine's `sh`,
+/etc and /var/lib/mesos-fab moved under a temporary root: the real gather and apply, twice. No
+test opens a socket to anything (`fabric.Connection.open` and every real gate read fail loudly
+in every test here; tests/unit/test_remote.py runs the same scripts over real SSH).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import select
 import subprocess
 from pathlib import Path
@@ -24,16 +26,15 @@ from invoke import Context
 from invoke.exceptions import Exit
 from invoke.runners import Result
 
-from tasks import cli, facts, inventory, plan, playbooks, report, runner
+from tasks import cli, facts, gates, inventory, plan, playbooks, report, runner
 from tasks.facts import File, Service
 from tasks.remote import Control, Remote
 from tasks.runner import RoundResult, Session, Stage, run
 from tasks.steps import config, install, service
-from tests.unit import test_steps
+from tests.unit import gate_views, test_steps
 
 CASES = Path(__file__).parent / "cases"
 TUTORIAL = CASES / "inventories" / "tutorial.ini"
-ORDER = playbooks.RESTART_ORDER
 
 
 @pytest.fixture(autouse=True)
@@ -43,15 +44,49 @@ def no_ssh(mocker):
                                side_effect=AssertionError("a real SSH connection was attempted"))
 
 
+@pytest.fixture(autouse=True)
+def no_gate_reads(mocker):
+    """The tutorial's addresses are not this machine's to probe: only scripted gates read."""
+    for gate in (gates.ZooKeeper, gates.ZooKeeperStarts, gates.MesosMaster, gates.Marathon,
+                 gates.Agents):
+        mocker.patch.object(gate, "observe", side_effect=AssertionError("a real gate read"))
+    mocker.patch.object(runner, "GATE_POLL", 0.01)
+
+
+@pytest.fixture
+def world(cluster):
+    """A new cluster: nothing serves yet (ZooKeeper runs standalone)."""
+    return gate_views.World(cluster)
+
+
+@pytest.fixture
+def live(cluster):
+    """A live cluster: every service serves everywhere."""
+    return gate_views.World(cluster, gate_views.everywhere(cluster))
+
+
+def order(world) -> tuple:
+    return gate_views.order(world.script)
+
+
+def _no_read(service, cluster, hosts):
+    raise AssertionError(f"the gate of {service} was read, but nothing restarts it")
+
+
+UNGATED = gate_views.order(_no_read)    # for the runs that restart nothing
+
+
 class Host(Session):
     """A session whose round trips are answered from `facts`; `after` maps a change's
-    summary to the facts it leaves on the host; `fail_on` makes that change fail."""
+    summary to the facts it leaves on the host; `fail_on` makes that change fail; each
+    applied "start X" or "restart X" is told to `world`."""
 
-    def __init__(self, host, cluster, host_facts, after=None, fail_on=None):
+    def __init__(self, host, cluster, host_facts, after=None, fail_on=None, world=None):
         super().__init__(host, cluster, conn=None)
         self.facts = dict(host_facts)
         self.after = after or {}
         self.fail_on = fail_on
+        self.world = world
         self.trips: list[tuple[list[str], list[str]]] = []    # (changes, gathered), per round trip
 
     def open(self, lock):
@@ -63,6 +98,9 @@ class Host(Session):
             if change.summary == self.fail_on:
                 return RoundResult(i, "E: something broke (exit 100)")
             self.facts.update(self.after.get(change.summary, {}))
+            started = re.match(r"(?:re)?start (\S+)", change.summary)
+            if started and self.world is not None:
+                self.world.restarted(self.host.name, started.group(1))
         return RoundResult(len(changes), gathered={n: self.facts[n] for n in gather})
 
 
@@ -90,14 +128,14 @@ def installed_host(cluster, name: str) -> dict:
     ctx = plan.HostContext(host, cluster)
     steps = playbooks.MASTER if host.role == "master" else playbooks.SLAVE
     values = {}
-    for n in plan.needs(ctx, list(steps), ORDER):
+    for n in plan.needs(ctx, list(steps)):
         kind = facts.kind_of(n)
         values[n] = {
             facts.INIT: "systemd", facts.LSB_RELEASE: ("Debian", "bookworm"),
             facts.APT_SIGNED_BY: True, "keyring": frozenset({KEY}), facts.APT_KEY: frozenset(),
             "file": None, "dir": True, "package": "1.4.1-2.0.1", "candidate": "",
             "service": Service(True, True), facts.RESTART_MARKS: frozenset(),
-            "zookeeper-mode": "follower", facts.DPKG_INTERRUPTED: False}[kind]
+            facts.DPKG_INTERRUPTED: False}[kind]
     values[facts.service("mesos-slave" if host.role == "master" else "zookeeper")] = None
     if host.role == "slave":
         values[facts.service("mesos-master")] = None
@@ -115,8 +153,9 @@ def configured_host(cluster, name: str) -> dict:
     return snapshot.values
 
 
-def hosts(cluster, host_facts: dict, **kwargs) -> list[Host]:
-    return [Host(cluster.find(n), cluster, f, **kwargs.get(n, {})) for n, f in host_facts.items()]
+def hosts(cluster, host_facts: dict, world=None, **kwargs) -> list[Host]:
+    return [Host(cluster.find(n), cluster, f, world=world, **kwargs.get(n, {}))
+            for n, f in host_facts.items()]
 
 
 def step_lines(out) -> list[str]:
@@ -125,22 +164,23 @@ def step_lines(out) -> list[str]:
 
 # --- one round trip per host when nothing changes ----------------------------------------------
 
-def test_a_converged_cluster_costs_one_round_trip_per_host(cluster, rep, out):
+def test_a_converged_cluster_costs_one_round_trip_per_host(cluster, rep, out, live):
     sessions = hosts(cluster, {h.name: configured_host(cluster, h.name) for h in cluster.hosts})
-    run(sessions, list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    gates_ = order(live)
+    run(sessions, list(playbooks.CLUSTER), gates_, rep, dry_run=False)
     for s in sessions:
         assert len(s.trips) == 1 and s.trips[0][0] == [], s.host.name
         assert s.trips[0][1] == plan.needs(s.ctx, list(
-            playbooks.MASTER if s.host.role == "master" else playbooks.SLAVE), ORDER)
+            playbooks.MASTER if s.host.role == "master" else playbooks.SLAVE))
     assert rep.counts["master1"] == {"ok": 10} and rep.counts["slave3"] == {"ok": 6}
-    assert "wait-zookeeper" not in out.getvalue(), "nothing restarted, ZooKeeper serves: no gate"
+    assert not any(g.gate.reads for g in gates_), "nothing restarted: no gate is read"
 
 
 # --- the exact dry run -----------------------------------------------------------------------
 
-def changes_of_run(sessions_factory, stages, dry_run) -> list[tuple[str, str, str]]:
+def changes_of_run(sessions_factory, stages, dry_run, world) -> list[tuple[str, str, str]]:
     rep = report.Reporter(stream=io.StringIO())
-    run(sessions_factory(), list(stages), ORDER, rep, dry_run)
+    run(sessions_factory(), list(stages), order(world), rep, dry_run)
     return rep.changes
 
 
@@ -151,10 +191,15 @@ def test_dry_run_lists_the_changes_the_real_run_reports(path):
     step = test_steps.STEPS[path.parent.name]
     values = {n: test_steps.fact_value(n, v) for n, v in case["facts"].items()}
 
-    def sessions():
-        return [Host(cluster.find(case["host"]), cluster, values)]
-    dry = changes_of_run(sessions, playbooks.step_stages(step), dry_run=True)
-    real = changes_of_run(sessions, playbooks.step_stages(step), dry_run=False)
+    def world():
+        serving = gate_views.everywhere(cluster)
+        return gate_views.World(cluster, {s: serving[s] for s in case.get("serving", ())})
+
+    def sessions(world):
+        return lambda: [Host(cluster.find(case["host"]), cluster, values, world=world)]
+    dry = changes_of_run(sessions(None), playbooks.step_stages(step), True, world())
+    live = world()
+    real = changes_of_run(sessions(live), playbooks.step_stages(step), False, live)
     assert dry == real
     # The report goes step by step (a gate before its step), the case in the order applied.
     assert sorted(summary for _, _, summary in real) == \
@@ -169,7 +214,7 @@ def test_a_dry_run_never_shows_a_secret_but_shows_that_it_changes(cluster, rep, 
     master[facts.file("/etc/default/marathon")] = File(
         "MARATHON_HTTP_CREDENTIALS=ops:s3cret-value\nMARATHON_SSL_KEYSTORE_PASSWORD=k3y-pass\n")
     run(hosts(cluster, {"master1": master}), [Stage(("master",), (config.CONFIGURE_MARATHON,))],
-        ORDER, rep, dry_run=True)
+        UNGATED, rep, dry_run=True)
     text = out.getvalue()
     assert "s3cret" not in text and "k3y-pass" not in text
     assert " MARATHON_HTTP_CREDENTIALS=(secret, not shown)\n" in text
@@ -177,38 +222,47 @@ def test_a_dry_run_never_shows_a_secret_but_shows_that_it_changes(cluster, rep, 
     assert "+MARATHON_HOSTNAME=192.0.2.1\n" in text
 
 
-def test_drifted_zoo_cfg_dry_run_shows_the_diff_and_the_restart(cluster, rep, out):
+def test_drifted_zoo_cfg_dry_run_shows_the_diff_the_restart_and_its_gate(cluster, rep, out):
     drifted = configured_host(cluster, "master2")
     zoo = facts.file("/etc/zookeeper/conf/zoo.cfg")
     drifted[zoo] = File(drifted[zoo].content.replace("server.3=", "server.9="))
     host_facts = {"master1": configured_host(cluster, "master1"), "master2": drifted}
 
     def sessions():
-        return hosts(cluster, host_facts)
+        return hosts(cluster, host_facts, world=gate_views.World(cluster, gate_views.everywhere(cluster)))
     stages = [Stage(("master",), playbooks.MASTER)]
-    run(sessions(), stages, ORDER, rep, dry_run=True)
+    run(sessions(), stages, order(gate_views.World(cluster, gate_views.everywhere(cluster))),
+        rep, dry_run=True)
     text = out.getvalue()
     assert "\n\n" not in text, "no blank lines for steps without changes"
     assert "master2 write-zoo-cfg would write /etc/zookeeper/conf/zoo.cfg\n" in text
     assert "-server.9=192.0.2.3:2888:3888\n+server.3=192.0.2.3:2888:3888\n" in text
-    assert "master2 start-services would restart zookeeper (configuration changed)\n" in text
-    assert rep.changes == changes_of_run(sessions, stages, dry_run=False) == [
+    assert "master2 start-services would restart zookeeper (marked for a restart)\n" in text
+    assert ("rolling restart of zookeeper, one host at a time, the leader last: master2; "
+            "before each, zookeeper must be able to spare it, after each, wait-zookeeper "
+            "(up to 120 s)\n") in text
+    live = gate_views.World(cluster, gate_views.everywhere(cluster))
+    wait = ("wait until ZooKeeper on master2 leader or follower again, and the leader's "
+            "zk_synced_followers = 2")
+    assert rep.changes == changes_of_run(sessions, stages, False, live) == [
         ("master2", "write-zoo-cfg", "write /etc/zookeeper/conf/zoo.cfg"),
-        ("master2", "start-services", "restart zookeeper (configuration changed)"),
+        ("master2", "start-services", "restart zookeeper (marked for a restart)"),
         ("master2", "start-services", "clear the restart mark of zookeeper"),
-        ("master2", "start-services", "check that zookeeper stayed up"),
+        ("master2", "wait-zookeeper", wait),
     ]
 
 
-def test_the_real_run_applies_a_drift_in_one_round_trip(cluster, rep, out):
+def test_the_real_run_applies_a_drift_in_one_round_trip(cluster, rep, out, world):
+    """Where ZooKeeper does not serve (a new cluster), nothing is waited for before its
+    restart: the write and the restart go in one script."""
     drifted = configured_host(cluster, "master2")
     drifted[facts.file("/etc/zookeeper/conf/zoo.cfg")] = File("dataDir=/tmp\n")
-    [master2] = hosts(cluster, {"master2": drifted})
-    run([master2], [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=False)
+    [master2] = hosts(cluster, {"master2": drifted}, world)
+    run([master2], [Stage(("master",), playbooks.MASTER)], order(world), rep, dry_run=False)
     assert [changes for changes, _ in master2.trips] == [[], [
-        "write /etc/zookeeper/conf/zoo.cfg", "restart zookeeper (configuration changed)",
+        "write /etc/zookeeper/conf/zoo.cfg", "restart zookeeper (marked for a restart)",
         "clear the restart mark of zookeeper", "check that zookeeper stayed up"]]
-    assert "master2 start-services changed (restart zookeeper (configuration changed); " \
+    assert "master2 start-services changed (restart zookeeper (marked for a restart); " \
         "clear the restart mark of zookeeper; check that zookeeper stayed up)\n" in out.getvalue()
 
 
@@ -225,8 +279,6 @@ def fresh_master(cluster) -> tuple[dict, dict]:
                            "keyring": frozenset()}[kind]
         if kind == "candidate":
             fresh[name] = ""
-        if kind == "zookeeper-mode":
-            fresh[name] = ""
     fresh[facts.file(install.SOURCES_FILE)] = None
     after = {
         "apt-get update": {facts.candidate("mesosphere"): "1.4.1"},
@@ -237,10 +289,10 @@ def fresh_master(cluster) -> tuple[dict, dict]:
     return fresh, after
 
 
-def test_after_an_install_the_facts_it_changes_are_gathered_again(cluster, rep, out):
+def test_after_an_install_the_facts_it_changes_are_gathered_again(cluster, rep, out, world):
     fresh, after = fresh_master(cluster)
-    [master] = hosts(cluster, {"master1": fresh}, master1={"after": after})
-    run([master], [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=False)
+    [master] = hosts(cluster, {"master1": fresh}, world, master1={"after": after})
+    run([master], [Stage(("master",), playbooks.MASTER)], order(world), rep, dry_run=False)
     trips = master.trips
     assert trips[1][0] == [f"install key {KEY} into /etc/apt/keyrings/mesosphere.gpg",
                            "write /etc/apt/sources.list.d/mesosphere.list", "apt-get update"]
@@ -249,18 +301,18 @@ def test_after_an_install_the_facts_it_changes_are_gathered_again(cluster, rep, 
     assert facts.package("marathon") in trips[2][1] and facts.directory("/etc/mesos") in trips[2][1]
     assert facts.INIT not in trips[2][1] and facts.RESTART_MARKS not in trips[2][1]
     assert "write /etc/marathon/conf/zk" in trips[3][0], "Marathon 1.4, read after the install"
-    assert trips[3][0][-3:] == ["restart zookeeper (configuration changed)",
+    assert trips[3][0][-3:] == ["restart zookeeper (marked for a restart)",
                                 "clear the restart mark of zookeeper", "check that zookeeper stayed up"]
-    assert trips[4][0][0] == "restart mesos-master (configuration changed)", \
+    assert trips[4][0][0] == "restart mesos-master (marked for a restart)", \
         "after a barrier; no wait for ZooKeeper: one master of three cannot form the ensemble"
     assert len(trips) == 5
     assert rep.counts["master1"] == {"changed": 9, "ok": 1}, "disable-unused-services"
 
 
-def test_a_dry_run_says_which_steps_it_cannot_plan(cluster, rep, out):
+def test_a_dry_run_says_which_steps_it_cannot_plan(cluster, rep, out, world):
     fresh, _ = fresh_master(cluster)
     [master] = hosts(cluster, {"master1": fresh})
-    run([master], [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=True)
+    run([master], [Stage(("master",), playbooks.MASTER)], order(world), rep, dry_run=True)
     lines = step_lines(out)
     assert "master1 add-repo changed (dry run: nothing was changed)" in lines
     assert ("master1 install-master skipped (dry run: candidate:mesosphere is unknown until "
@@ -271,58 +323,55 @@ def test_a_dry_run_says_which_steps_it_cannot_plan(cluster, rep, out):
 
 # --- the order across hosts ------------------------------------------------------------------
 
-def test_zookeeper_restarts_on_every_master_before_mesos_master_restarts_on_any(cluster, rep, out):
+def marked_masters(cluster, marks=("zookeeper", "mesos-master")) -> dict:
     host_facts = {}
     for m in cluster.masters:
         f = configured_host(cluster, m.name)
-        f[facts.RESTART_MARKS] = frozenset({"zookeeper", "mesos-master"})
+        f[facts.RESTART_MARKS] = frozenset(marks)
         host_facts[m.name] = f
-    sessions = hosts(cluster, host_facts)
-    run(sessions, [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=False)
+    return host_facts
+
+
+def test_a_new_cluster_starts_zookeeper_everywhere_then_waits_for_it(cluster, rep, out, world):
+    """Nothing serves yet: no roll. ZooKeeper restarts on every master at once, then the run
+    waits (from here) until each serves, then mesos-master restarts."""
+    sessions = hosts(cluster, marked_masters(cluster), world)
+    run(sessions, [Stage(("master",), playbooks.MASTER)], order(world), rep, dry_run=False)
     for s in sessions:
         assert [changes for changes, _ in s.trips] == [[], [
-            "restart zookeeper (configuration changed)", "clear the restart mark of zookeeper",
+            "restart zookeeper (marked for a restart)", "clear the restart mark of zookeeper",
             "check that zookeeper stayed up"], [
-            "wait until ZooKeeper serves", "restart mesos-master (configuration changed)",
+            "restart mesos-master (marked for a restart)",
             "clear the restart mark of mesos-master", "check that mesos-master stayed up"]]
+    assert sorted(world.log[:3]) == [(m, "zookeeper") for m in ("master1", "master2", "master3")]
+    assert sorted(world.log[3:]) == [(m, "mesos-master") for m in ("master1", "master2", "master3")]
     lines = step_lines(out)
-    assert lines.index("master1 wait-zookeeper ok") < lines.index(
-        "master1 start-services changed (restart zookeeper (configuration changed); clear the "
+    assert lines.index("master1 wait-zookeeper ok") > lines.index(
+        "master1 start-services changed (restart zookeeper (marked for a restart); clear the "
         "restart mark of zookeeper; check that zookeeper stayed up; restart mesos-master "
-        "(configuration changed); clear the restart mark of mesos-master; check that "
-        "mesos-master stayed up)")
+        "(marked for a restart); clear the restart mark of mesos-master; check that "
+        "mesos-master stayed up)"), "a step is reported once all its changes are applied"
 
 
-def test_a_zookeeper_that_does_not_serve_is_waited_for_in_the_same_round_trip(cluster, rep):
-    host_facts = {m.name: configured_host(cluster, m.name) for m in cluster.masters}
-    host_facts["master3"][facts.zookeeper_mode(2181)] = ""
-    host_facts["master3"][facts.service("marathon")] = Service(True, False)
-    sessions = hosts(cluster, host_facts)
-    run(sessions, [Stage(("master",), playbooks.MASTER)], ORDER, rep, dry_run=False)
-    assert [changes for changes, _ in sessions[2].trips] == [[], [
-        "wait until ZooKeeper serves", "start marathon", "check that marathon stayed up"]]
-
-
-def test_one_master_of_three_does_not_wait_for_an_ensemble_it_cannot_form(cluster, rep):
+def test_one_master_of_three_does_not_wait_for_an_ensemble_it_cannot_form(cluster, rep, world):
     """The runbook's way, one host at a time: the other masters still run the packages'
     standalone ZooKeeper, so waiting for a quorum on master1 alone would only time out."""
-    f = configured_host(cluster, "master1")
-    f[facts.RESTART_MARKS] = frozenset({"zookeeper", "mesos-master"})
-    [master1] = hosts(cluster, {"master1": f})
-    run([master1], [Stage(("master",), (service.START_SERVICES,))], ORDER, rep, dry_run=False)
+    [master1] = hosts(cluster, {"master1": marked_masters(cluster)["master1"]}, world)
+    run([master1], [Stage(("master",), (service.START_SERVICES,))], order(world), rep,
+        dry_run=False)
     assert [changes for changes, _ in master1.trips][1:] == [
-        ["restart zookeeper (configuration changed)", "clear the restart mark of zookeeper",
+        ["restart zookeeper (marked for a restart)", "clear the restart mark of zookeeper",
          "check that zookeeper stayed up"],
-        ["restart mesos-master (configuration changed)", "clear the restart mark of mesos-master",
+        ["restart mesos-master (marked for a restart)", "clear the restart mark of mesos-master",
          "check that mesos-master stayed up"]]
 
 
-def test_a_failed_master_stops_the_run_before_any_slave_is_changed(cluster, rep, out):
+def test_a_failed_master_stops_the_run_before_any_slave_is_changed(cluster, rep, out, live):
     host_facts = {h.name: configured_host(cluster, h.name) for h in cluster.hosts}
     for name in ("master2", "slave1"):
         host_facts[name][facts.file("/etc/mesos/zk")] = None
-    sessions = hosts(cluster, host_facts, master2={"fail_on": "write /etc/mesos/zk"})
-    run(sessions, list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    sessions = hosts(cluster, host_facts, live, master2={"fail_on": "write /etc/mesos/zk"})
+    run(sessions, list(playbooks.CLUSTER), order(live), rep, dry_run=False)
     assert "master2 write-zk failed: E: something broke (exit 100)" in step_lines(out)
     assert rep.counts["master1"] == {"ok": 10}
     assert "master2 write-myid" not in out.getvalue(), "a host stops at its first failure"
@@ -336,8 +385,10 @@ def test_the_steps_before_a_failure_are_reported_with_what_they_changed(cluster,
     f = configured_host(cluster, "slave2")
     f[facts.file("/etc/mesos/zk")] = File("zk://localhost:2181/mesos\n")
     f[facts.file("/etc/mesos-slave/ip")] = None
-    [slave2] = hosts(cluster, {"slave2": f}, slave2={"fail_on": "write /etc/mesos-slave/ip"})
-    run([slave2], [Stage(("slave",), playbooks.SLAVE)], ORDER, rep, dry_run=False)
+    live = gate_views.World(cluster, gate_views.everywhere(cluster))
+    [slave2] = hosts(cluster, {"slave2": f}, live,
+                     slave2={"fail_on": "write /etc/mesos-slave/ip"})
+    run([slave2], [Stage(("slave",), playbooks.SLAVE)], order(live), rep, dry_run=False)
     assert step_lines(out) == [
         "slave2 add-repo ok", "slave2 install-slave ok",
         "slave2 write-zk changed (write /etc/mesos/zk)", "slave2 disable-unused-services ok",
@@ -349,7 +400,7 @@ def test_an_unreachable_host_fails_its_first_step(cluster, rep, out, no_ssh):
     no_ssh.side_effect = OSError(113, "No route to host")
     slave3 = Session(cluster.find("slave3"), cluster,
                      runner.connect(cluster.find("slave3"), fabric.Config()))
-    run([slave3], list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    run([slave3], list(playbooks.CLUSTER), UNGATED, rep, dry_run=False)
     assert step_lines(out) == ["slave3 add-repo failed: cannot reach 192.0.2.53:22: No route to host"]
 
 
@@ -383,7 +434,7 @@ def test_a_gather_that_fails_fails_the_host_before_any_plan(cluster, rep, out):
     """E.g. sudo asking for a password: the gather cannot run and nothing is planned."""
     session = Session(cluster.find("master1"), cluster, None,
                       remote=Remote(Answers(b"sudo: a password is required\n", 1), "sudo", "master1"))
-    run([session], list(playbooks.CLUSTER), ORDER, rep, dry_run=False)
+    run([session], list(playbooks.CLUSTER), UNGATED, rep, dry_run=False)
     [line] = step_lines(out)
     assert line.startswith("master1 add-repo failed: sudo on master1 needs a password: give it")
     assert session.failed
@@ -413,7 +464,7 @@ def test_unified_diff_without_trailing_newline():
         "\\ No newline at end of file\n+zk://a:2181/mesos\n")
 
 
-# --- LocalConn: the real scripts, run by sh under a temporary root ----------------------------
+# --- LocalProcesses: the real scripts, run by sh under a temporary root---------------------------
 
 class LocalProcess:
     """A command run by this machine's sh, as a host would run it (tasks.remote.Process).
@@ -502,7 +553,7 @@ def test_steps_for_real_under_a_temp_root_then_idempotent(cluster, tmp_path, out
     conn = LocalProcesses(tmp_path)
     session = local_session(cluster, "master3", conn)
     rep = report.Reporter(stream=out)
-    run([session], stages, ORDER, rep, dry_run=False)
+    run([session], stages, UNGATED, rep, dry_run=False)
     assert rep.counts["master3"] == {"changed": 5}, out.getvalue()
     assert len(conn.scripts) == 2, "one gather, one apply"
     assert (tmp_path / "etc/mesos/zk").read_text() == cluster.mesos_zk_url + "\n"
@@ -516,7 +567,7 @@ def test_steps_for_real_under_a_temp_root_then_idempotent(cluster, tmp_path, out
 
     again = report.Reporter(stream=io.StringIO())
     conn = LocalProcesses(tmp_path)
-    run([local_session(cluster, "master3", conn)], stages, ORDER, again, False)
+    run([local_session(cluster, "master3", conn)], stages, UNGATED, again, False)
     assert again.counts["master3"] == {"ok": 5}, "a second run changes nothing"
     assert len(conn.scripts) == 1
 
@@ -527,7 +578,7 @@ def test_a_failing_command_is_reported_with_its_error(cluster, tmp_path, out):
     (tmp_path / "etc/mesos/zk").mkdir()      # a directory where the file should be
     rep = report.Reporter(stream=out)
     session = local_session(cluster, "slave1", LocalProcesses(tmp_path))
-    run([session], [Stage(("slave",), (config.WRITE_ZK,))], ORDER, rep, dry_run=False)
+    run([session], [Stage(("slave",), (config.WRITE_ZK,))], UNGATED, rep, dry_run=False)
     [line] = step_lines(out)
     assert line.startswith("slave1 write-zk failed: ") and line.endswith("(exit 1)")
     assert session.failed
@@ -618,6 +669,12 @@ def test_playbook_steps_apply_to_their_role():
 def test_only_start_services_restarts_and_it_comes_last():
     """Restarts are scheduled across hosts after a host's other changes; a step after
     start-services would have its changes applied before the restarts."""
+    restarting = set()
+    for path in test_steps.case_files():
+        case, step, ctx, snapshot = test_steps.load(path)
+        planned = plan.plan_host(ctx, [step], snapshot).planned
+        if any(isinstance(item, plan.Restart) for _, items in planned for item in items):
+            restarting.add(step.name)
+    assert restarting == {"start-services"}
     for steps in (playbooks.MASTER, playbooks.SLAVE):
-        assert [s.name for s in steps if s.restarts] == ["start-services"]
         assert steps[-1] is service.START_SERVICES
