@@ -15,6 +15,7 @@ A fact is a name, most with an argument after a colon:
 | `candidate:NAME` | apt's candidate version for a package not installed; '' when none (or installed) |
 | `service:NAME` | a `Service` (enabled, running), None when not installed |
 | `restart-marks` | the services marked for a restart (`shell.MARKER_DIR`), a frozenset |
+| `dpkg-interrupted` | True when a dpkg run was cut off, so apt refuses to install until `dpkg --configure -a` |
 
 Steps name the facts they need (`Step.needs`) and read them from a `Snapshot`, which the
 planner keeps up to date as it plans changes (`tasks.plan`). `gather_script` asks for any
@@ -38,6 +39,7 @@ LSB_RELEASE = "lsb-release"
 APT_SIGNED_BY = "apt-signed-by"
 APT_KEY = "apt-key"
 RESTART_MARKS = "restart-marks"
+DPKG_INTERRUPTED = "dpkg-interrupted"
 
 
 def file(path: str) -> str:
@@ -203,6 +205,9 @@ KINDS: dict[str, Kind] = {
     "service": Kind(_service_command, _service),
     RESTART_MARKS: Kind(lambda _: f"[ ! -d {q(MARKER_DIR)} ] || ls -A {q(MARKER_DIR)}",
                         lambda rc, out: frozenset(out.split())),
+    # apt's own test ("dpkg was interrupted"): journal entries dpkg has not merged yet.
+    DPKG_INTERRUPTED: Kind(lambda _: "ls /var/lib/dpkg/updates 2>/dev/null | grep -qx '[0-9][0-9]*'",
+                           lambda rc, out: rc == 0),
 }
 
 # What installing packages can change: their files, directories, services and versions.

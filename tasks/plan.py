@@ -193,7 +193,7 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
                 strategy = init.strategy(hosts[i][2].read(facts.INIT))
                 phase.work[i].append((phase.work[i][-1][0], Change(
                     f"check that {', '.join(services)} stayed up",
-                    init.verify_running(strategy, tuple(services)))))
+                    init.verify_running(strategy, tuple(services)), kind="service")))
     for phase in phases:
         work = phase.work.items() if isinstance(phase, Together) else \
             [kv for b in phase.batches for kv in b.work.items()]

@@ -43,6 +43,9 @@ class Change:
     # unknowable (`facts.CHANGED_BY_PACKAGES` for an install): see `facts.Snapshot.apply`.
     sets: dict = field(default_factory=dict, compare=False)
     forgets: tuple[str, ...] = field(default=(), compare=False)
+    # Which time limit it runs under on the host (`runner.Session.limit`): "apt" (apt and
+    # dpkg, long), "service" (starts, stops and waits for services) or "command".
+    kind: str = "command"
 
 
 @dataclass(frozen=True)

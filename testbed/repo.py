@@ -335,7 +335,7 @@ def sources_digest():
     return h.hexdigest()
 
 
-def _inputs_digest(suite, marathon_version, versions, fingerprint):
-    h = hashlib.sha256(json.dumps([suite, marathon_version, versions, fingerprint]).encode())
+def _inputs_digest(suite, marathon_version, releases, fingerprint):
+    h = hashlib.sha256(json.dumps([suite, marathon_version, releases, fingerprint]).encode())
     h.update(sources_digest().encode())
     return h.hexdigest()

@@ -167,12 +167,27 @@ def marathon_style(version: str | None) -> str:
     return "env" if version_tuple(version)[:2] >= (1, 5) else "conf-dir"
 
 
-def _marathon_wanted(ctx: HostContext, style: str) -> dict[str, str]:
-    values = dict(hostname=ctx.host.ip, master=ctx.cluster.mesos_zk_url,
-                  zk=ctx.cluster.marathon_zk_url, http_port=ctx.host.settings.marathon_port)
+def marathon_flags(ctx: HostContext) -> dict[str, str]:
+    """The flags the tool gives Marathon ('' for a boolean flag)."""
+    flags = {"hostname": ctx.host.ip, "master": ctx.cluster.mesos_zk_url,
+             "zk": ctx.cluster.marathon_zk_url}
+    if ctx.host.settings.marathon_port != 8080:
+        flags["http_port"] = str(ctx.host.settings.marathon_port)
+    return flags
+
+
+def _marathon_paths(style: str, ctx: HostContext) -> list[str]:
     if style == "env":
-        return {MARATHON_DEFAULTS: render.marathon_env(**values)}
-    return render.marathon_conf_dir(**values)
+        return [MARATHON_DEFAULTS]
+    return list(render.marathon_conf_dir(marathon_flags(ctx)))
+
+
+def _marathon_wanted(ctx: HostContext, style: str, found: Facts) -> dict[str, str]:
+    if style == "env":
+        current = found[facts.file(MARATHON_DEFAULTS)]
+        return {MARATHON_DEFAULTS: render.marathon_env(current and current.content,
+                                                       marathon_flags(ctx))}
+    return render.marathon_conf_dir(marathon_flags(ctx))
 
 
 def _marathon_needs(ctx: HostContext) -> list[str]:
@@ -181,7 +196,7 @@ def _marathon_needs(ctx: HostContext) -> list[str]:
     style = ctx.host.settings.marathon_config_style
     version = [facts.package("marathon")] if style == "auto" else []
     paths = [p for s in (("env", "conf-dir") if style == "auto" else (style,))
-             for p in _marathon_wanted(ctx, s)]
+             for p in _marathon_paths(s, ctx)]
     return version + files.needs(paths)
 
 
@@ -189,7 +204,10 @@ def _marathon_plan(ctx: HostContext, found: Facts) -> list[Change]:
     style = ctx.host.settings.marathon_config_style
     if style == "auto":
         style = marathon_style(found[facts.package("marathon")])
-    return files.plan(found, _marathon_wanted(ctx, style), restart=("marathon",))
+    # The operator's own lines there can hold credentials: 0600, and their values masked.
+    private = {MARATHON_DEFAULTS: files.SECRET_VALUES}
+    return files.plan(found, _marathon_wanted(ctx, style, found), restart=("marathon",),
+                      private=private)
 
 
 CONFIGURE_MARATHON = Step(

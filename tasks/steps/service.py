@@ -34,7 +34,8 @@ def _disable_plan(ctx: HostContext, found: Facts) -> list[Change]:
         if state.enabled or state.running:
             strategy = init.strategy(found[facts.INIT])
             changes.append(Change(f"stop and disable {svc}", strategy.disable_now(svc),
-                                  sets={facts.service(svc): Service(enabled=False, running=False)}))
+                                  sets={facts.service(svc): Service(enabled=False, running=False)},
+                                  kind="service"))
     return changes
 
 
@@ -77,7 +78,8 @@ def _start_plan(ctx: HostContext, found: Facts) -> list[Planned]:
                             f"run install-{ctx.host.role} first")
         if not state.enabled:
             planned.append(Change(f"enable {svc} at boot", strategy.enable(svc),
-                                  sets={facts.service(svc): Service(True, state.running)}))
+                                  sets={facts.service(svc): Service(True, state.running)},
+                                  kind="service"))
         marked = svc in marks
         if not (marked or not state.running):
             continue
@@ -88,7 +90,7 @@ def _start_plan(ctx: HostContext, found: Facts) -> list[Planned]:
             changes += _drop_agent_checkpoint(found, frozenset(marks))
         summary = f"restart {svc} (marked for a restart)" if marked else f"start {svc}"
         changes.append(Change(summary, restart_command(strategy, svc),
-                              sets={facts.service(svc): Service(True, True)}))
+                              sets={facts.service(svc): Service(True, True)}, kind="service"))
         if marked:
             marks.discard(svc)
             changes.append(Change(f"clear the restart mark of {svc}", shell.clear_restart(svc),

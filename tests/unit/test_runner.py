@@ -3,16 +3,19 @@
 `Host` stands for a host as the runner sees it: each call of `run_round` is one round trip,
 answered from the host's facts, which the applied changes update as the real host would be
 (`after`); its (re)starts update the `World` the gates read (`tests/unit/gate_views.py`).
-`LocalConn` runs the real scripts with this machine's `sh`, /etc and /var/lib/mesos-fab moved
-under a temporary root: the real gather and apply, twice. No test opens a socket to anything
-(`fabric.Connection.open` and every real gate read fail loudly in every test here).
+`LocalProcesses` runs the real scripts, under the real supervisor, with this machine's `sh`,
+/etc and /var/lib/mesos-fab moved under a temporary root: the real gather and apply, twice. No
+test opens a socket to anything (`fabric.Connection.open` and every real gate read fail loudly
+in every test here; tests/unit/test_remote.py runs the same scripts over real SSH).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +29,7 @@ from invoke.runners import Result
 
 from tasks import cli, facts, gates, inventory, plan, playbooks, progress, report, runner
 from tasks.facts import File, Service
+from tasks.remote import Control, Remote
 from tasks.runner import RoundResult, Session, Stage, run
 from tasks.steps import config, install, service
 from tests.unit import gate_views, test_steps
@@ -73,8 +77,6 @@ def _no_read(service, cluster, hosts):
 UNGATED = gate_views.order(_no_read)    # for the runs that restart nothing
 
 
-
-
 class Host(Session):
     """A session whose round trips are answered from `facts`; `after` maps a change's
     summary to the facts it leaves on the host; `fail_on` makes that change fail; each
@@ -87,6 +89,9 @@ class Host(Session):
         self.fail_on = fail_on
         self.world = world
         self.trips: list[tuple[list[str], list[str]]] = []    # (changes, gathered), per round trip
+
+    def open(self, lock):
+        pass
 
     def run_round(self, changes, gather=()):
         self.trips.append(([c.summary for c in changes], list(gather)))
@@ -130,7 +135,8 @@ def installed_host(cluster, name: str) -> dict:
             facts.INIT: "systemd", facts.LSB_RELEASE: ("Debian", "bookworm"),
             facts.APT_SIGNED_BY: True, "keyring": frozenset({KEY}), facts.APT_KEY: frozenset(),
             "file": None, "dir": True, "package": "1.4.1-2.0.1", "candidate": "",
-            "service": Service(True, True), facts.RESTART_MARKS: frozenset()}[kind]
+            "service": Service(True, True), facts.RESTART_MARKS: frozenset(),
+            facts.DPKG_INTERRUPTED: False}[kind]
     values[facts.service("mesos-slave" if host.role == "master" else "zookeeper")] = None
     if host.role == "slave":
         values[facts.service("mesos-master")] = None
@@ -199,6 +205,22 @@ def test_dry_run_lists_the_changes_the_real_run_reports(path):
     # The report goes step by step (a gate before its step), the case in the order applied.
     assert sorted(summary for _, _, summary in real) == \
         sorted(c["summary"] for c in case.get("changes", []))
+
+
+def test_a_dry_run_never_shows_a_secret_but_shows_that_it_changes(cluster, rep, out):
+    """The operator's MARATHON_HTTP_CREDENTIALS in /etc/default/marathon (Marathon 1.6): the
+    diff shows the line, with its value masked, and the tool's block that is added."""
+    master = configured_host(cluster, "master1")
+    master[facts.package("marathon")] = "1.6.322-2.0.145.debian90"
+    master[facts.file("/etc/default/marathon")] = File(
+        "MARATHON_HTTP_CREDENTIALS=ops:s3cret-value\nMARATHON_SSL_KEYSTORE_PASSWORD=k3y-pass\n")
+    run(hosts(cluster, {"master1": master}), [Stage(("master",), (config.CONFIGURE_MARATHON,))],
+        UNGATED, rep, dry_run=True)
+    text = out.getvalue()
+    assert "s3cret" not in text and "k3y-pass" not in text
+    assert " MARATHON_HTTP_CREDENTIALS=(secret, not shown)\n" in text
+    assert " MARATHON_SSL_KEYSTORE_PASSWORD=(secret, not shown)\n" in text
+    assert "+MARATHON_HOSTNAME=192.0.2.1\n" in text
 
 
 def test_drifted_zoo_cfg_dry_run_shows_the_diff_the_restart_and_its_gate(cluster, rep, out):
@@ -375,27 +397,47 @@ def test_the_steps_before_a_failure_are_reported_with_what_they_changed(cluster,
     assert slave2.failed
 
 
-def test_an_unreachable_host_fails_its_first_step(cluster, rep, out):
-    class Unreachable(Host):
-        def run(self, command):
-            raise OSError("No route to host")
-
-        run_round = Session.run_round
-    slave3 = Unreachable(cluster.find("slave3"), cluster, {})
+def test_an_unreachable_host_fails_its_first_step(cluster, rep, out, no_ssh):
+    no_ssh.side_effect = OSError(113, "No route to host")
+    slave3 = Session(cluster.find("slave3"), cluster,
+                     runner.connect(cluster.find("slave3"), fabric.Config()))
     run([slave3], list(playbooks.CLUSTER), UNGATED, rep, dry_run=False)
     assert step_lines(out) == ["slave3 add-repo failed: cannot reach 192.0.2.53:22: No route to host"]
 
 
-def test_a_gather_that_fails_fails_the_host_before_any_plan(cluster, rep, out):
-    """E.g. sudo asking for a password: the gather exits non-zero and nothing is planned."""
-    class NoSudo:
-        user = "ops"
+class Answers:
+    """A host whose every command answers with `stderr` and `status`, at once."""
 
-        def sudo(self, command, **kwargs):
-            return Result(stdout="", stderr="sudo: a password is required\n", exited=1)
-    session = Session(cluster.find("master1"), cluster, NoSudo())
+    def __init__(self, stderr: bytes, status: int):
+        self.stderr, self.status = stderr, status
+        self.polled = False
+
+    def start(self, command):
+        return self
+
+    def send(self, data):
+        pass
+
+    def shutdown_write(self):
+        pass
+
+    def poll(self, timeout):
+        if self.polled:
+            return b"", b"", self.status
+        self.polled = True
+        return b"", self.stderr, None
+
+    def close(self):
+        pass
+
+
+def test_a_gather_that_fails_fails_the_host_before_any_plan(cluster, rep, out):
+    """E.g. sudo asking for a password: the gather cannot run and nothing is planned."""
+    session = Session(cluster.find("master1"), cluster, None,
+                      remote=Remote(Answers(b"sudo: a password is required\n", 1), "sudo", "master1"))
     run([session], list(playbooks.CLUSTER), UNGATED, rep, dry_run=False)
-    assert step_lines(out) == ["master1 add-repo failed: sudo: a password is required (exit 1)"]
+    [line] = step_lines(out)
+    assert line.startswith("master1 add-repo failed: sudo on master1 needs a password: give it")
     assert session.failed
 
 
@@ -423,23 +465,81 @@ def test_unified_diff_without_trailing_newline():
         "\\ No newline at end of file\n+zk://a:2181/mesos\n")
 
 
-# --- LocalConn: the real scripts, run by sh under a temporary root ----------------------------
+# --- LocalProcesses: the real scripts, run by sh under a temporary root---------------------------
 
-class LocalConn:
-    """Runs every command with sh, /etc and the marker dir moved under `root`."""
-    user = "root"
+class LocalProcess:
+    """A command run by this machine's sh, as a host would run it (tasks.remote.Process).
+
+    The script is rewritten (paths moved under a temporary root), which changes its size:
+    the supervisor, whose last argument is that size, starts once the script is known."""
+
+    def __init__(self, command: str, rewrite):
+        self.command, self.rewrite = command, rewrite
+        self.proc = None
+
+    def send(self, data: bytes) -> None:
+        if self.proc is None:
+            data = self.rewrite(data)
+            head, _, size = self.command.rpartition(" ")
+            assert size.isdigit(), self.command
+            self.proc = subprocess.Popen(["sh", "-c", f"{head} {len(data)}"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE)
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def shutdown_write(self) -> None:
+        self.proc.stdin.close()
+
+    def poll(self, timeout):
+        if self.proc is None:
+            return b"@@ready\n", b"", None
+        streams = [s for s in (self.proc.stdout, self.proc.stderr) if not s.closed]
+        ready = select.select(streams, [], [], timeout)[0] if streams else []
+        out = err = b""
+        for s in ready:
+            data = os.read(s.fileno(), 65536)
+            if not data:
+                s.close()
+            elif s is self.proc.stdout:
+                out = data
+            else:
+                err = data
+        if out or err or not (self.proc.stdout.closed and self.proc.stderr.closed):
+            return out, err, None
+        return b"", b"", self.proc.wait()
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        if not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for s in (self.proc.stdout, self.proc.stderr):
+            s.close()
+
+
+class LocalProcesses:
+    """Runs every script with sh, /etc and the marker dir moved under `root`."""
 
     def __init__(self, root: Path):
         self.root = root
         self.scripts: list[str] = []
 
-    def run(self, command, **kwargs):
-        assert kwargs == {"hide": True, "warn": True, "in_stream": False}
-        self.scripts.append(command)
-        local = command.replace("/etc/", f"{self.root}/etc/").replace(
-            "/var/lib/mesos-fab/", f"{self.root}/var/lib/mesos-fab/")
-        p = subprocess.run(["sh", "-c", local], capture_output=True, text=True, timeout=60)
-        return Result(stdout=p.stdout, stderr=p.stderr, exited=p.returncode)
+    def rewrite(self, script: bytes) -> bytes:
+        self.scripts.append(script.decode())
+        return script.replace(b"/etc/", f"{self.root}/etc/".encode()).replace(
+            b"/var/lib/mesos-fab/", f"{self.root}/var/lib/mesos-fab/".encode())
+
+    def start(self, command: str) -> LocalProcess:
+        return LocalProcess(command, self.rewrite)
+
+
+def local_session(cluster, name: str, processes: LocalProcesses) -> Session:
+    return Session(cluster.find(name), cluster, None,
+                   remote=Remote(processes, "root", name))
 
 
 @pytest.mark.skipif(__import__("os").geteuid() != 0, reason="write_file chowns to root")
@@ -451,8 +551,8 @@ def test_steps_for_real_under_a_temp_root_then_idempotent(cluster, tmp_path, out
     (tmp_path / "etc/mesos-master/quorum").write_text("1\n")
     stages = [Stage(("master",), (config.WRITE_ZK, config.WRITE_MYID, config.WRITE_ZOO_CFG,
                                   config.SET_QUORUM, config.SET_IP_HOSTNAME))]
-    conn = LocalConn(tmp_path)
-    session = Session(cluster.find("master3"), cluster, conn)
+    conn = LocalProcesses(tmp_path)
+    session = local_session(cluster, "master3", conn)
     rep = report.Reporter(stream=out)
     run([session], stages, UNGATED, rep, dry_run=False)
     assert rep.counts["master3"] == {"changed": 5}, out.getvalue()
@@ -467,8 +567,8 @@ def test_steps_for_real_under_a_temp_root_then_idempotent(cluster, tmp_path, out
     assert not [p for p in tmp_path.rglob(".*")], "no temporary file left"
 
     again = report.Reporter(stream=io.StringIO())
-    conn = LocalConn(tmp_path)
-    run([Session(cluster.find("master3"), cluster, conn)], stages, UNGATED, again, False)
+    conn = LocalProcesses(tmp_path)
+    run([local_session(cluster, "master3", conn)], stages, UNGATED, again, False)
     assert again.counts["master3"] == {"ok": 5}, "a second run changes nothing"
     assert len(conn.scripts) == 1
 
@@ -478,7 +578,7 @@ def test_a_failing_command_is_reported_with_its_error(cluster, tmp_path, out):
     (tmp_path / "etc/mesos").mkdir(parents=True)
     (tmp_path / "etc/mesos/zk").mkdir()      # a directory where the file should be
     rep = report.Reporter(stream=out)
-    session = Session(cluster.find("slave1"), cluster, LocalConn(tmp_path))
+    session = local_session(cluster, "slave1", LocalProcesses(tmp_path))
     run([session], [Stage(("slave",), (config.WRITE_ZK,))], UNGATED, rep, dry_run=False)
     [line] = step_lines(out)
     assert line.startswith("slave1 write-zk failed: ") and line.endswith("(exit 1)")
@@ -536,22 +636,22 @@ def test_cli_invalid_inventory_opens_no_connection(mocker, tmp_path, no_ssh, cli
     no_ssh.assert_not_called()
 
 
-def test_cli_connects_through_the_inventory_and_exits_1_on_a_failure(mocker, cli_reporter, out):
+def test_cli_connects_through_the_inventory_and_exits_1_on_a_failure(mocker, no_ssh,
+                                                                     cli_reporter, out):
     made = []
+    real = fabric.Connection.__init__
 
-    def make(host, port, user, config, connect_timeout, connect_kwargs):
-        assert (port, connect_timeout) == (22, 15)
-        made.append(host)
-        conn = mocker.Mock(user="root")
-        conn.run.side_effect = OSError("No route to host")
-        return conn
-    mocker.patch("tasks.runner.Connection", side_effect=make)
+    def init(self, host, **kwargs):
+        made.append((host, kwargs["port"], kwargs["connect_timeout"]))
+        real(self, host, **kwargs)
+    mocker.patch.object(fabric.Connection, "__init__", init)
+    no_ssh.side_effect = OSError(113, "No route to host")
     with pytest.raises(Exit) as exc:
         cli.run_stages(Context(config=InvokeConfig(overrides={"inventory": str(TUTORIAL)})),
                        playbooks.CLUSTER)
     assert exc.value.code == 1
-    assert sorted(made) == ["192.0.2.1", "192.0.2.2", "192.0.2.3",
-                            "192.0.2.51", "192.0.2.52", "192.0.2.53"]
+    assert sorted(made) == [(ip, 22, 15) for ip in ("192.0.2.1", "192.0.2.2", "192.0.2.3",
+                                                    "192.0.2.51", "192.0.2.52", "192.0.2.53")]
     assert sorted(step_lines(out)) == sorted(
         f"{h} add-repo failed: cannot reach {ip}:22: No route to host" for h, ip in [
             ("master1", "192.0.2.1"), ("master2", "192.0.2.2"), ("master3", "192.0.2.3"),

@@ -20,7 +20,6 @@ from tasks import facts, inventory, plan, playbooks
 from tasks.facts import Snapshot, UnknownFact
 from tasks.step import HostContext, Restart
 from tasks.steps.config import version_tuple
-from tasks.steps.install import key_present
 from tests.unit import gate_views
 
 CASES = Path(__file__).parent / "cases"
@@ -170,12 +169,3 @@ def test_a_config_change_restarts_the_services_that_read_it(path: Path):
 ])
 def test_version_tuple(version, expected):
     assert version_tuple(version) == expected
-
-
-def test_key_present_matches_short_and_long_ids_at_the_end():
-    fprs = frozenset({"81026D0004C44CF7EF55ADF8DF7D54CBE56151BF"})
-    assert key_present(fprs, "e56151bf")
-    assert key_present(fprs, "DF7D54CBE56151BF")
-    assert key_present(fprs, "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF")
-    assert not key_present(fprs, "0000E561")
-    assert not key_present(frozenset(), "E56151BF")
