@@ -233,12 +233,6 @@ class Setting:
     doc: str
 
 
-def seconds(raw: str) -> int:
-    if not DIGITS.match(raw) or not 1 <= int(raw) <= 86400:
-        raise BadValue(f"malformed duration {raw!r} (expected whole seconds, 1-86400)")
-    return int(raw)
-
-
 def _ssh_port(raw: str) -> int:
     return port(raw, "ssh_port")
 

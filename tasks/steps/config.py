@@ -108,7 +108,8 @@ def zoo_cfg_bridge(host: tuple[HostContext, Snapshot],
     started = shell.wait_for_port(ctx.cluster.settings.zk_port, 60)
     return (Change(f"write {path} with server.{leader_myid}={running}, as the leader runs",
                    shell.write_file(path, bridge)),
-            Change("restart zookeeper on the leader's running ports", f"{restart} && {started}"),
+            Change("restart zookeeper on the leader's running ports", f"{restart} && {started}",
+                   kind="service"),
             Change(f"write {path} back as wanted (restart still owed)",
                    shell.write_file(path, new.content)))
 
