@@ -128,42 +128,73 @@ class ZooKeeperStarts:
 
 # --- mesos-master ------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class MesosSeen:
+    metrics: dict[str, Probe]        # master name -> {"elected", "recovered"}
+    zk_path: Probe | None            # the elected master's --zk path ("/mesos"); None: no leader
+
+
+def _zk_path(host: Host, timeout: float) -> str:
+    """The ZooKeeper path the (elected) master runs with: its --zk flag in /master/state."""
+    zk = status.mesos_get(host, "/master/state", timeout).get("flags", {}).get("zk")
+    if not isinstance(zk, str) or not zk.startswith("zk://"):
+        raise status.BadAnswer(f"{host.name} /master/state: no zk:// URL in flags.zk ({zk!r})")
+    return "/" + zk[len("zk://"):].partition("/")[2]
+
+
 class MesosMaster:
+    """Mesos masters elect their leader, and find each other's log replicas, under the path
+    of their --zk URL. A new list of ZooKeeper servers rolls; a new path does not: a master
+    restarted onto it would be alone there, elected with a log it cannot recover. So where
+    the leader runs another path than the inventory's, no master counts as serving, and
+    they restart together (the agents' tasks run on; they re-register when rolled)."""
     name = "wait-mesos-master"
     service = "mesos-master"
 
-    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float) -> dict[str, Probe]:
-        return status.parallel({m.name: (status.mesos_metrics, m, timeout)
-                                for m in cluster.masters})
+    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float) -> MesosSeen:
+        metrics = status.parallel({m.name: (status.mesos_metrics, m, timeout)
+                                   for m in cluster.masters})
+        leader = self._elected(metrics)
+        zk_path = None
+        if len(leader) == 1:
+            zk_path = status.parallel({0: (_zk_path, cluster.find(leader[0]), timeout)})[0]
+        return MesosSeen(metrics, zk_path)
 
-    def serving(self, cluster: Cluster, seen, host: Host) -> bool:
-        return seen[host.name].value is not None
+    @staticmethod
+    def _elected(metrics: dict[str, Probe]) -> list[str]:
+        return [n for n, p in metrics.items() if p.value and p.value["elected"]]
 
-    def leader(self, cluster: Cluster, seen) -> str | None:
-        elected = [n for n, p in seen.items() if p.value and p.value["elected"]]
+    def serving(self, cluster: Cluster, seen: MesosSeen, host: Host) -> bool:
+        return (seen.metrics[host.name].value is not None and seen.zk_path is not None
+                and seen.zk_path.value == cluster.settings.zk_mesos_path)
+
+    def leader(self, cluster: Cluster, seen: MesosSeen) -> str | None:
+        elected = self._elected(seen.metrics)
         return elected[0] if len(elected) == 1 else None
 
-    def _one_leader(self, seen) -> str | None:
-        elected = [n for n, p in seen.items() if p.value and p.value["elected"]]
+    def _one_leader(self, seen: MesosSeen) -> str | None:
+        elected = self._elected(seen.metrics)
         if len(elected) == 1:
             return None
         return (f"{len(elected)} masters elected ({', '.join(elected)})" if elected
                 else "no master elected")
 
-    def ready(self, cluster: Cluster, seen, hosts: list[Host]) -> str | None:
+    def ready(self, cluster: Cluster, seen: MesosSeen, hosts: list[Host]) -> str | None:
         others = [m for m in cluster.masters if m not in hosts]
-        recovered = [m.name for m in others if (seen[m.name].value or {}).get("recovered")]
+        metrics = seen.metrics
+        recovered = [m.name for m in others if (metrics[m.name].value or {}).get("recovered")]
         problems = [self._one_leader(seen)]
         if len(recovered) < cluster.quorum:
-            missing = [f"{m.name} {_seen(seen[m.name], 'log not recovered')}"
+            missing = [f"{m.name} {_seen(metrics[m.name], 'log not recovered')}"
                        for m in others if m.name not in recovered]
             problems.append(f"{len(recovered)} other masters hold a recovered log, the quorum "
                             f"is {cluster.quorum} ({'; '.join(missing)})")
         return "; ".join(p for p in problems if p) or None
 
-    def back(self, cluster, before, seen, hosts, keeps_tasks) -> str | None:
-        problems = [f"{h.name} {_seen(seen[h.name], 'registrar/log/recovered 0')}"
-                    for h in hosts if not (seen[h.name].value or {}).get("recovered")]
+    def back(self, cluster, before, seen: MesosSeen, hosts, keeps_tasks) -> str | None:
+        metrics = seen.metrics
+        problems = [f"{h.name} {_seen(metrics[h.name], 'registrar/log/recovered 0')}"
+                    for h in hosts if not (metrics[h.name].value or {}).get("recovered")]
         problems.append(self._one_leader(seen))
         return "; ".join(p for p in problems if p) or None
 

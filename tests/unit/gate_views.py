@@ -30,8 +30,9 @@ def view(cluster, service: str, serving=(), leader: str | None = None, tasks=())
             return gates.ZkSeen(modes, None, None)
         return gates.ZkSeen(modes, leader, Probe({"zk_synced_followers": str(len(serving) - 1)}))
     if service == "mesos-master":
-        return {m: Probe({"elected": m == leader, "recovered": True}) if m in serving
-                else Probe(error=REFUSED) for m in masters}
+        return gates.MesosSeen({m: Probe({"elected": m == leader, "recovered": True})
+                                if m in serving else Probe(error=REFUSED) for m in masters},
+                               Probe(cluster.settings.zk_mesos_path) if leader else None)
     if service == "marathon":
         address = {m.name: f"{m.ip}:{m.settings.marathon_port}" for m in cluster.masters}
         return {m: Probe(address[leader]) if m in serving else Probe(error=REFUSED)

@@ -35,8 +35,9 @@ class Cluster(Fakes):
         self.state([("slave1", "S1", True), ("slave2", "S2", True), ("slave3", "S3", True)],
                    [("long.1", "S2", "TASK_RUNNING")])
 
-    def state(self, agents, tasks):
+    def state(self, agents, tasks, zk="zk://127.0.0.1:2181/mesos"):
         self["master1"].mesos.on("GET", "/master/state", (200, {
+            "flags": {"zk": zk, "quorum": "2"},
             "slaves": [agent("127.0.0.1", active, hostname=name) | {"id": agent_id}
                        for name, agent_id, active in agents],
             "frameworks": [{"id": "marathon", "tasks": [
@@ -111,6 +112,23 @@ def test_mesos_one_leader_and_recovered_logs(fakes):
     assert gates.MESOS_MASTER.leader(fakes.cluster, seen) == "master1"
     assert gates.MESOS_MASTER.ready(fakes.cluster, seen, [fakes.host("master1")]) is None
     assert gates.MESOS_MASTER.back(fakes.cluster, seen, seen, [fakes.host("master3")], True) is None
+
+
+def test_masters_serve_only_under_the_inventorys_zookeeper_path(fakes):
+    seen = read(gates.MESOS_MASTER, fakes)
+    assert seen.zk_path.value == "/mesos"
+    assert gates.MESOS_MASTER.serving(fakes.cluster, seen, fakes.host("master2"))
+    # zk_mesos_path = /mesos2 in the inventory, the leader still on /mesos: a move, not a roll.
+    fakes.state([], [], zk="zk://127.0.0.1:2181,127.0.0.2:2181/mesos")
+    moved = replace(fakes.cluster, masters=tuple(
+        replace(m, settings=replace(m.settings, zk_mesos_path="/mesos2"))
+        for m in fakes.cluster.masters))
+    assert not gates.MESOS_MASTER.serving(moved, read(gates.MESOS_MASTER, fakes),
+                                          moved.find("master2"))
+    fakes["master1"].mesos.on("GET", "/metrics/snapshot", metrics(False))
+    seen = read(gates.MESOS_MASTER, fakes)
+    assert seen.zk_path is None and not gates.MESOS_MASTER.serving(
+        fakes.cluster, seen, fakes.host("master2")), "no leader: nothing to keep up"
 
 
 def test_mesos_restarted_master_without_its_log_is_not_back(fakes):
