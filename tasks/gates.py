@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks import http, status
+from tasks import http, status, zk
+from tasks.marathon import Marathon as MarathonClient
 from tasks.model import Cluster, Host
 from tasks.status import Probe
 
@@ -247,6 +248,57 @@ class Marathon:
 
 
 
+# --- Marathon's leader, off a ZooKeeper server about to restart ---------------------------------
+
+@dataclass(frozen=True)
+class MarathonOnZk:
+    marathons: dict[str, Probe]      # master name -> the leader it names (error: no answer)
+    clients: dict[str, Probe]        # ZooKeeper host name -> its clients' addresses (`stat`)
+
+
+def _zk_clients(host: Host, timeout: float) -> set[str]:
+    return zk.clients(zk.ask(host.ip, host.settings.zk_port, "stat", timeout=timeout))
+
+
+class MarathonLeaderOff:
+    """Marathon's leader exits as soon as the ZooKeeper server its session is on goes away
+    (Curator's LeaderLatch gives up leadership on a suspended connection), and a standby takes
+    over only once that session expires: ~10 s without a Marathon. Asked to abdicate
+    (DELETE /v2/leader) it leaves with its session, and a standby leads within a second. So
+    before a ZooKeeper server restarts, a Marathon leader whose host is among its clients
+    (`stat`: by address, so a connection of that host's mesos-master counts too) is asked to
+    abdicate, if a standby answers; the next leader is checked the same way."""
+    name = "move-marathon-leader"
+
+    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float) -> MarathonOnZk:
+        calls = {("marathon", m.name): (_marathon_answers, m, timeout) for m in cluster.masters}
+        calls.update({("zk", h.name): (_zk_clients, h, timeout) for h in hosts})
+        found = status.parallel(calls)
+        return MarathonOnZk({m.name: found[("marathon", m.name)] for m in cluster.masters},
+                            {h.name: found[("zk", h.name)] for h in hosts})
+
+    def assess(self, cluster: Cluster, seen: MarathonOnZk, hosts: list[Host]) -> tuple[str, str]:
+        """("clear", why), ("move", why) or ("wait", why)."""
+        answering = [n for n, p in seen.marathons.items() if p.error is None]
+        if not answering:
+            return "clear", "no Marathon answers"
+        leader = MARATHON.leader(cluster, seen.marathons)
+        if leader is None:
+            return "wait", "Marathon has no leader (an election under way?)"
+        address = cluster.find(leader).ip
+        on = [h.name for h in hosts if address in (seen.clients[h.name].value or ())]
+        if not on:
+            return "clear", f"Marathon's leader {leader} is no client of ZooKeeper on {_names(hosts)}"
+        why = f"Marathon's leader {leader} is a client of ZooKeeper on {', '.join(on)}"
+        if not [n for n in answering if n != leader]:
+            return "wait", f"{why}, and no standby answers to take over"
+        return "move", why
+
+    def move(self, cluster: Cluster, timeout: float) -> None:
+        with MarathonClient.for_cluster(cluster, timeout=timeout, log=status.quiet) as client:
+            client.abdicate()
+
+
 # --- agents ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -329,3 +381,4 @@ class Agents:
 
 ZOOKEEPER, MESOS_MASTER, MARATHON, AGENTS = ZooKeeper(), MesosMaster(), Marathon(), Agents()
 ZOOKEEPER_STARTS = ZooKeeperStarts(ZOOKEEPER)
+MARATHON_LEADER_OFF = MarathonLeaderOff()

@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from tasks import facts, plan, progress, report, ssh
+from tasks import facts, http, plan, progress, report, ssh
 from tasks.facts import Snapshot
+from tasks.marathon import MarathonError
 from tasks.model import Cluster, Host
 from tasks.plan import Entry, HostPlan
 from tasks.remote import Control, Outcome, Remote, RemoteError, SshProcesses
@@ -433,6 +434,8 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
                   f"{ctl.gate_timeout:g} s it still could not spare it: {problem}")
             return
         remaining.remove(batch)
+        if roll.group.handover is not None:
+            _hand_over(ctl, roll.group.handover, hosts_of(batch))
         _round(ctl, sessions, batch.work)
         if ctl.control.stop.is_set():
             return
@@ -455,6 +458,33 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
         for i, entry in batch.gates.items():
             entry.done += 1
             _report_ready(sessions[i], ctl.reporter)
+
+
+def _hand_over(ctl: Run, handover, hosts: list[Host]) -> None:
+    """Move another service's leader off `hosts` before they restart (`RestartGroup.handover`),
+    as often as the next leader needs it (once per master at most). Past the gate timeout,
+    or if it cannot be moved, the restart goes ahead: that service is not kept up by it."""
+    names = ", ".join(h.name for h in hosts)
+    for _ in ctl.cluster.masters:
+        seen, problem = _poll(
+            ctl, f"{handover.name}: wait until no leader depends on {names}",
+            lambda: handover.observe(ctl.cluster, hosts, GATE_READ_TIMEOUT),
+            lambda seen: (lambda v, why: why if v == "wait" else None)(
+                *handover.assess(ctl.cluster, seen, hosts)))
+        verdict, why = handover.assess(ctl.cluster, seen, hosts)
+        if verdict == "clear" or ctl.control.stop.is_set():
+            return
+        if verdict == "wait":
+            ctl.reporter.show(f"{handover.name}: {why} after {ctl.gate_timeout:g} s; "
+                              f"restarting {names} all the same")
+            return
+        try:
+            handover.move(ctl.cluster, GATE_READ_TIMEOUT)
+        except (MarathonError, http.HttpError) as exc:
+            ctl.reporter.show(f"{handover.name}: {why}; moving it failed ({exc}); "
+                              f"restarting {names} all the same")
+            return
+        ctl.reporter.show(f"{handover.name}: {why}: asked it to abdicate")
 
 
 def _stop(ctl: Run, sessions: list[Session], batch: plan.Batch, message: str) -> None:

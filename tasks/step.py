@@ -118,6 +118,19 @@ class StartGate(Protocol):
     def expects(self, cluster: Cluster, hosts: list[Host]) -> str: ...
 
 
+class Handover(Protocol):
+    """Before a host's restart: another service's leader to move off it first (Marathon's,
+    which a restart of the ZooKeeper server its session is on would cost ~10 s)."""
+    name: str
+
+    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float): ...
+
+    def assess(self, cluster: Cluster, seen, hosts: list[Host]) -> tuple[str, str]:
+        """("clear", why): nothing to move; ("move", why): move it now; ("wait", why)."""
+
+    def move(self, cluster: Cluster, timeout: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class RestartGroup:
     """One service's restarts across hosts, in the order of `RESTART_ORDER`: where it serves,
@@ -131,3 +144,4 @@ class RestartGroup:
     # the leader before the leader restarts, or None when a plain restart does: see
     # `steps.config.zoo_cfg_bridge`. The host's restart then stays owed, for a second pass.
     bridge: Callable | None = None
+    handover: Handover | None = None

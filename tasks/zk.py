@@ -11,6 +11,7 @@ answer costs one clear line (`ZkError`), never a hang or unbounded memory::
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -78,3 +79,22 @@ def parse_mntr(text: str) -> dict[str, str]:
 
 def mntr(host: str, port: int, **kwargs) -> dict[str, str]:
     return parse_mntr(ask(host, port, "mntr", **kwargs))
+
+
+def clients(stat_text: str) -> set[str]:
+    """The addresses of the clients connected to the server, from `stat`'s answer
+    (lines ` /192.0.2.3:43448[1](queued=0,...)` under `Clients:`)."""
+    found, listing = set(), False
+    for line in stat_text.splitlines():
+        if line.startswith("Clients:"):
+            listing = True
+        elif listing and not line.strip():
+            break
+        elif listing:
+            match = _CLIENT.match(line.strip())
+            if match:
+                found.add(match.group(1).strip("[]").removeprefix("::ffff:"))
+    return found
+
+
+_CLIENT = re.compile(r"^/(.+):\d+\[")

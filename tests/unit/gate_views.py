@@ -61,12 +61,24 @@ class Scripted:
         return self.script(cluster, hosts)
 
 
-def order(script) -> tuple[RestartGroup, ...]:
-    """RESTART_ORDER with every gate answered by `script(service, cluster, hosts)`."""
+def order(script, handover=None) -> tuple[RestartGroup, ...]:
+    """RESTART_ORDER with every gate answered by `script(service, cluster, hosts)`, and the
+    ZooKeeper handover by `handover` (a `Handover` of World's), else one that is always clear."""
     def scripted(g):
         return g and Scripted(g, lambda cluster, hosts: script(g.service, cluster, hosts))
-    return tuple(replace(group, gate=scripted(group.gate), start_gate=scripted(group.start_gate))
+    return tuple(replace(group, gate=scripted(group.gate), start_gate=scripted(group.start_gate),
+                         handover=group.handover and (handover or Clear()))
                  for group in playbooks.RESTART_ORDER)
+
+
+class Clear:
+    name = "move-marathon-leader"
+
+    def observe(self, cluster, hosts, timeout):
+        return None
+
+    def assess(self, cluster, seen, hosts):
+        return "clear", "scripted"
 
 
 class World:
@@ -84,6 +96,7 @@ class World:
         self.broken: set[tuple[str, str]] = set()
         self.tasks: list[tuple[str, str]] = []
         self.lost: set[str] = set()
+        self.zk_clients: dict[str, set[str]] = {}
         self.log: list[tuple[str, str]] = []       # (host, service) in the order restarted
 
     def restarted(self, host: str, service: str) -> None:
@@ -109,3 +122,27 @@ def everywhere(cluster) -> dict[str, set[str]]:
     masters = {m.name for m in cluster.masters}
     return {"zookeeper": masters, "mesos-master": masters, "marathon": masters,
             "mesos-slave": {s.name for s in cluster.slaves}}
+
+
+class Handover:
+    """MarathonLeaderOff's judgement on `world`: the Marathon leader and the ZooKeeper clients
+    are the world's (`world.zk_clients`: ZooKeeper host -> client addresses); a move makes
+    the first other serving master lead Marathon."""
+
+    def __init__(self, world: World):
+        self.world, self.name = world, gates.MARATHON_LEADER_OFF.name
+
+    def observe(self, cluster, hosts, timeout):
+        return gates.MarathonOnZk(view(cluster, "marathon", sorted(self.world.serving["marathon"]),
+                                       self.world.leaders.get("marathon")),
+                                  {h.name: Probe(self.world.zk_clients.get(h.name, set()))
+                                   for h in hosts})
+
+    def assess(self, cluster, seen, hosts):
+        return gates.MARATHON_LEADER_OFF.assess(cluster, seen, hosts)
+
+    def move(self, cluster, timeout):
+        old = self.world.leaders["marathon"]
+        self.world.log.append((old, "abdicate marathon"))
+        self.world.leaders["marathon"] = next(m for m in sorted(self.world.serving["marathon"])
+                                              if m != old)

@@ -239,3 +239,17 @@ def test_the_bridge_names_the_leader_as_it_runs():
     from tasks import render
     assert render.zoo_server(new, 3) == "c:2889:3888" and render.zoo_server(new, 4) is None
     assert render.with_zoo_server(new, 3, "c:2888:3888") == new.replace("c:2889", "c:2888")
+
+
+def test_marathons_leader_leaves_a_zookeeper_server_before_it_restarts(cluster, rep, out, live):
+    """Marathon's leader (master3) is a client of ZooKeeper on master2, the first restarted:
+    it is asked to abdicate first; master1, its successor, is no client of master3's server."""
+    live.leaders["marathon"] = "master3"
+    live.zk_clients = {"master2": {"192.0.2.3", "192.0.2.51"}, "master3": {"192.0.2.2"}}
+    sessions = hosts(cluster, marked_masters(cluster, ("zookeeper",)), live)
+    run(sessions, START, gate_views.order(live.script, gate_views.Handover(live)), rep,
+        dry_run=False)
+    assert live.log == [("master3", "abdicate marathon"), ("master2", "zookeeper"),
+                        ("master3", "zookeeper"), ("master1", "zookeeper")]
+    assert ("move-marathon-leader: Marathon's leader master3 is a client of ZooKeeper on "
+            "master2: asked it to abdicate") in step_lines(out)
