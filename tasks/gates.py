@@ -253,46 +253,65 @@ class Marathon:
 @dataclass(frozen=True)
 class MarathonOnZk:
     marathons: dict[str, Probe]      # master name -> the leader it names (error: no answer)
-    clients: dict[str, Probe]        # ZooKeeper host name -> its clients' addresses (`stat`)
+    servers: dict[str, Probe]        # ZooKeeper host -> (ephemeral node -> owner, sessions on it)
 
 
-def _zk_clients(host: Host, timeout: float) -> set[str]:
-    return zk.clients(zk.ask(host.ip, host.settings.zk_port, "stat", timeout=timeout))
+def _zk_sessions(host: Host, timeout: float) -> tuple[dict[str, str], set[str]]:
+    """What a ZooKeeper server says of its sessions: `dump`'s ephemeral nodes and their owners,
+    `cons`' sessions connected to it (both in the 4lw whitelist the tool writes)."""
+    port = host.settings.zk_port
+    return (zk.ephemerals(zk.ask(host.ip, port, "dump", timeout=timeout)),
+            zk.sessions(zk.ask(host.ip, port, "cons", timeout=timeout)))
 
 
 class MarathonLeaderOff:
     """Marathon's leader exits as soon as the ZooKeeper server its session is on goes away
     (Curator's LeaderLatch gives up leadership on a suspended connection), and a standby takes
-    over only once that session expires: ~10 s without a Marathon. Asked to abdicate
-    (DELETE /v2/leader) it leaves with its session, and a standby leads within a second. So
-    before a ZooKeeper server restarts, a Marathon leader whose host is among its clients
-    (`stat`: by address, so a connection of that host's mesos-master counts too) is asked to
-    abdicate, if a standby answers; the next leader is checked the same way."""
+    over only once that session expires: ~10 s without a Marathon (11 s on the testbed). Asked
+    to abdicate (DELETE /v2/leader), it leaves with its session and a standby leads within a
+    second. So before a ZooKeeper server restarts: the leader's election node is the lowest
+    `member_` under Marathon's `leader` znode (`dump` names its session); if that session is
+    connected to the server (`cons`) and a standby answers, the leader is asked to abdicate,
+    and its successor is checked the same way. A server that will not say (a zoo.cfg from
+    before `cons,dump` were whitelisted) is restarted without this."""
     name = "move-marathon-leader"
 
     def observe(self, cluster: Cluster, hosts: list[Host], timeout: float) -> MarathonOnZk:
         calls = {("marathon", m.name): (_marathon_answers, m, timeout) for m in cluster.masters}
-        calls.update({("zk", h.name): (_zk_clients, h, timeout) for h in hosts})
+        calls.update({("zk", h.name): (_zk_sessions, h, timeout) for h in hosts})
         found = status.parallel(calls)
         return MarathonOnZk({m.name: found[("marathon", m.name)] for m in cluster.masters},
                             {h.name: found[("zk", h.name)] for h in hosts})
 
-    def assess(self, cluster: Cluster, seen: MarathonOnZk, hosts: list[Host]) -> tuple[str, str]:
-        """("clear", why), ("move", why) or ("wait", why)."""
+    def assess(self, cluster: Cluster, seen: MarathonOnZk, hosts: list[Host],
+               leaving: set[str]) -> tuple[str, str, str | None]:
+        """(verdict, why, the leader): "clear" (nothing to move), "move" or "wait". A leader
+        in `leaving` was asked to abdicate: its successor is waited for."""
         answering = [n for n, p in seen.marathons.items() if p.error is None]
         if not answering:
-            return "clear", "no Marathon answers"
+            return "clear", "no Marathon answers", None
         leader = MARATHON.leader(cluster, seen.marathons)
-        if leader is None:
-            return "wait", "Marathon has no leader (an election under way?)"
-        address = cluster.find(leader).ip
-        on = [h.name for h in hosts if address in (seen.clients[h.name].value or ())]
+        if leader is None or leader in leaving or leader not in answering:
+            return "wait", "Marathon elects a leader", leader
+        prefix = cluster.settings.zk_marathon_path + "/leader/member_"
+        on, unknown = [], []
+        for h in hosts:
+            server = seen.servers[h.name]
+            if server.error:
+                unknown.append(f"{h.name}: {server.error}")
+                continue
+            owners, connected = server.value
+            members = sorted(path for path in owners if path.startswith(prefix))
+            if members and owners[members[0]] in connected:
+                on.append(h.name)
         if not on:
-            return "clear", f"Marathon's leader {leader} is no client of ZooKeeper on {_names(hosts)}"
-        why = f"Marathon's leader {leader} is a client of ZooKeeper on {', '.join(on)}"
+            return "clear", (f"cannot tell where Marathon's leader {leader} has its session "
+                             f"({'; '.join(unknown)})" if unknown else
+                             f"Marathon's leader {leader} has its session elsewhere"), leader
+        why = f"Marathon's leader {leader} has its ZooKeeper session on {', '.join(on)}"
         if not [n for n in answering if n != leader]:
-            return "wait", f"{why}, and no standby answers to take over"
-        return "move", why
+            return "wait", f"{why}, and no standby answers to take over", leader
+        return "move", why, leader
 
     def move(self, cluster: Cluster, timeout: float) -> None:
         with MarathonClient.for_cluster(cluster, timeout=timeout, log=status.quiet) as client:

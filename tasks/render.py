@@ -17,7 +17,8 @@ def line(value: object) -> str:
     return f"{value}\n"
 
 
-def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181) -> str:
+def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181, snap_retain_count: int = 3,
+            purge_interval: int = 24) -> str:
     """zoo.cfg, whole. Debian's shipped file keeps data in /tmp and has no server lines."""
     text = [
         MANAGED,
@@ -26,9 +27,14 @@ def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181) -> str:
         "syncLimit=5\n",
         # The package links /var/lib/zookeeper/myid to /etc/zookeeper/conf/myid.
         "dataDir=/var/lib/zookeeper\n",
+        # ZooKeeper keeps every snapshot and transaction log unless told to purge: off by
+        # default, and the disk fills up.
+        f"autopurge.snapRetainCount={snap_retain_count}\n",
+        f"autopurge.purgeInterval={purge_interval}\n",
         f"clientPort={client_port}\n",
-        # srvr/stat/mntr let operators (and our checks) see leader/follower; ruok is the probe.
-        "4lw.commands.whitelist=ruok,srvr,stat,mntr\n",
+        # srvr/stat/mntr let operators (and our checks) see leader/follower; ruok is the probe;
+        # cons and dump tell a rolling restart which server holds Marathon's leader's session.
+        "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump\n",
         # The AdminServer would take port 8080, which is Marathon's on the same masters.
         "admin.enableServer=false\n",
     ]

@@ -462,29 +462,31 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
 
 def _hand_over(ctl: Run, handover, hosts: list[Host]) -> None:
     """Move another service's leader off `hosts` before they restart (`RestartGroup.handover`),
-    as often as the next leader needs it (once per master at most). Past the gate timeout,
-    or if it cannot be moved, the restart goes ahead: that service is not kept up by it."""
+    as often as the next leader needs it (once per master at most). Past the gate timeout, the
+    restart goes ahead: that service is not kept up by it, the cluster's quorum is."""
     names = ", ".join(h.name for h in hosts)
+    leaving: set[str] = set()
     for _ in ctl.cluster.masters:
         seen, problem = _poll(
             ctl, f"{handover.name}: wait until no leader depends on {names}",
             lambda: handover.observe(ctl.cluster, hosts, GATE_READ_TIMEOUT),
-            lambda seen: (lambda v, why: why if v == "wait" else None)(
-                *handover.assess(ctl.cluster, seen, hosts)))
-        verdict, why = handover.assess(ctl.cluster, seen, hosts)
+            lambda seen: (lambda v, why, _: why if v == "wait" else None)(
+                *handover.assess(ctl.cluster, seen, hosts, leaving)))
+        verdict, why, leader = handover.assess(ctl.cluster, seen, hosts, leaving)
         if verdict == "clear" or ctl.control.stop.is_set():
             return
         if verdict == "wait":
             ctl.reporter.show(f"{handover.name}: {why} after {ctl.gate_timeout:g} s; "
                               f"restarting {names} all the same")
             return
+        leaving.add(leader)
         try:
             handover.move(ctl.cluster, GATE_READ_TIMEOUT)
         except (MarathonError, http.HttpError) as exc:
-            ctl.reporter.show(f"{handover.name}: {why}; moving it failed ({exc}); "
-                              f"restarting {names} all the same")
-            return
-        ctl.reporter.show(f"{handover.name}: {why}: asked it to abdicate")
+            # It may have acted before the answer was lost: its successor is waited for.
+            ctl.reporter.show(f"{handover.name}: {why}; asked it to abdicate: {exc}")
+        else:
+            ctl.reporter.show(f"{handover.name}: {why}: asked it to abdicate")
 
 
 def _stop(ctl: Run, sessions: list[Session], batch: plan.Batch, message: str) -> None:

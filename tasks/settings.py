@@ -233,6 +233,19 @@ class Setting:
     doc: str
 
 
+def _snap_retain_count(raw: str) -> int:
+    # ZooKeeper raises anything below 3 to 3, silently: refused here, so the file says what runs.
+    if not DIGITS.match(raw) or int(raw) < 3:
+        raise BadValue(f"{raw!r} is not a snapshot count ZooKeeper keeps (an integer, 3 or more)")
+    return int(raw)
+
+
+def _purge_interval(raw: str) -> int:
+    if not DIGITS.match(raw):
+        raise BadValue(f"{raw!r} is not a number of hours (an integer; 0 turns purging off)")
+    return int(raw)
+
+
 def _ssh_port(raw: str) -> int:
     return port(raw, "ssh_port")
 
@@ -299,6 +312,10 @@ SETTINGS = (
     Setting("zk_mesos_path", "/mesos", znode, "master", "Mesos' znode, at the end of /etc/mesos/zk"),
     Setting("zk_marathon_path", "/marathon", znode, "master",
             "Marathon's znode (must differ from Mesos')"),
+    Setting("zk_snap_retain_count", 3, _snap_retain_count, "master",
+            "ZooKeeper's autopurge.snapRetainCount: the snapshots (and their logs) kept, 3 or more"),
+    Setting("zk_purge_interval", 24, _purge_interval, "master",
+            "ZooKeeper's autopurge.purgeInterval: hours between purges; 0 turns purging off"),
     Setting("gate_timeout", 120, seconds, "master",
             "seconds a rolling restart waits for a service's health before and after each "
             "host's restart (tasks/gates.py); past it, the roll stops"),

@@ -125,8 +125,10 @@ class Handover(Protocol):
 
     def observe(self, cluster: Cluster, hosts: list[Host], timeout: float): ...
 
-    def assess(self, cluster: Cluster, seen, hosts: list[Host]) -> tuple[str, str]:
-        """("clear", why): nothing to move; ("move", why): move it now; ("wait", why)."""
+    def assess(self, cluster: Cluster, seen, hosts: list[Host],
+               leaving: set[str]) -> tuple[str, str, str | None]:
+        """(verdict, why, leader): "clear", nothing to move; "move" it now; "wait" (for the
+        successor of a leader in `leaving`, or for a standby to take over)."""
 
     def move(self, cluster: Cluster, timeout: float) -> None: ...
 

@@ -57,8 +57,10 @@ WRITE_MYID = file_step(
 
 
 def _zoo_cfg(ctx: HostContext) -> dict[str, str]:
-    return {f"{ZK_CONF}/zoo.cfg": render.zoo_cfg(ctx.cluster.zoo_server_lines,
-                                                 client_port=ctx.cluster.settings.zk_port)}
+    s = ctx.cluster.settings
+    return {f"{ZK_CONF}/zoo.cfg": render.zoo_cfg(
+        ctx.cluster.zoo_server_lines, client_port=s.zk_port,
+        snap_retain_count=s.zk_snap_retain_count, purge_interval=s.zk_purge_interval)}
 
 
 WRITE_ZOO_CFG = file_step(

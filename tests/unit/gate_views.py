@@ -77,8 +77,8 @@ class Clear:
     def observe(self, cluster, hosts, timeout):
         return None
 
-    def assess(self, cluster, seen, hosts):
-        return "clear", "scripted"
+    def assess(self, cluster, seen, hosts, leaving):
+        return "clear", "scripted", None
 
 
 class World:
@@ -96,7 +96,7 @@ class World:
         self.broken: set[tuple[str, str]] = set()
         self.tasks: list[tuple[str, str]] = []
         self.lost: set[str] = set()
-        self.zk_clients: dict[str, set[str]] = {}
+        self.sessions_on: dict[str, str] = {}      # Marathon host -> its ZooKeeper server
         self.log: list[tuple[str, str]] = []       # (host, service) in the order restarted
 
     def restarted(self, host: str, service: str) -> None:
@@ -125,21 +125,23 @@ def everywhere(cluster) -> dict[str, set[str]]:
 
 
 class Handover:
-    """MarathonLeaderOff's judgement on `world`: the Marathon leader and the ZooKeeper clients
-    are the world's (`world.zk_clients`: ZooKeeper host -> client addresses); a move makes
-    the first other serving master lead Marathon."""
+    """MarathonLeaderOff's judgement on `world`: the Marathon leader is the world's, and each
+    Marathon's ZooKeeper session is on `world.sessions_on[marathon host]`; a move makes the
+    first other serving master lead Marathon."""
 
     def __init__(self, world: World):
         self.world, self.name = world, gates.MARATHON_LEADER_OFF.name
 
     def observe(self, cluster, hosts, timeout):
-        return gates.MarathonOnZk(view(cluster, "marathon", sorted(self.world.serving["marathon"]),
-                                       self.world.leaders.get("marathon")),
-                                  {h.name: Probe(self.world.zk_clients.get(h.name, set()))
-                                   for h in hosts})
+        leader = self.world.leaders.get("marathon")
+        members = {cluster.settings.zk_marathon_path + "/leader/member_0001": f"sid-{leader}"}
+        return gates.MarathonOnZk(
+            view(cluster, "marathon", sorted(self.world.serving["marathon"]), leader),
+            {h.name: Probe((members, {f"sid-{m}" for m, on in self.world.sessions_on.items()
+                                      if on == h.name})) for h in hosts})
 
-    def assess(self, cluster, seen, hosts):
-        return gates.MARATHON_LEADER_OFF.assess(cluster, seen, hosts)
+    def assess(self, cluster, seen, hosts, leaving):
+        return gates.MARATHON_LEADER_OFF.assess(cluster, seen, hosts, leaving)
 
     def move(self, cluster, timeout):
         old = self.world.leaders["marathon"]

@@ -242,14 +242,27 @@ def test_the_bridge_names_the_leader_as_it_runs():
 
 
 def test_marathons_leader_leaves_a_zookeeper_server_before_it_restarts(cluster, rep, out, live):
-    """Marathon's leader (master3) is a client of ZooKeeper on master2, the first restarted:
-    it is asked to abdicate first; master1, its successor, is no client of master3's server."""
+    """Marathon's leader (master3) has its ZooKeeper session on master2, the first restarted:
+    it is asked to abdicate first; master1, its successor, has its session on master3's
+    server, restarted next: master1 abdicates in turn (master2 leads, its session on master1's
+    server, which is restarted last: master2 abdicates once more)."""
     live.leaders["marathon"] = "master3"
-    live.zk_clients = {"master2": {"192.0.2.3", "192.0.2.51"}, "master3": {"192.0.2.2"}}
+    live.sessions_on = {"master3": "master2", "master1": "master3", "master2": "master1"}
     sessions = hosts(cluster, marked_masters(cluster, ("zookeeper",)), live)
     run(sessions, START, gate_views.order(live.script, gate_views.Handover(live)), rep,
         dry_run=False)
     assert live.log == [("master3", "abdicate marathon"), ("master2", "zookeeper"),
-                        ("master3", "zookeeper"), ("master1", "zookeeper")]
-    assert ("move-marathon-leader: Marathon's leader master3 is a client of ZooKeeper on "
+                        ("master1", "abdicate marathon"), ("master3", "zookeeper"),
+                        ("master2", "abdicate marathon"), ("master1", "zookeeper")]
+    assert ("move-marathon-leader: Marathon's leader master3 has its ZooKeeper session on "
             "master2: asked it to abdicate") in step_lines(out)
+
+
+def test_marathons_leader_moves_only_off_the_server_its_session_is_on(cluster, rep, live):
+    live.leaders["marathon"] = "master3"
+    live.sessions_on = {"master3": "master3", "master1": "master2", "master2": "master1"}
+    sessions = hosts(cluster, marked_masters(cluster, ("zookeeper",)), live)
+    run(sessions, START, gate_views.order(live.script, gate_views.Handover(live)), rep,
+        dry_run=False)
+    assert live.log == [("master2", "zookeeper"), ("master3", "abdicate marathon"),
+                        ("master3", "zookeeper"), ("master1", "zookeeper")]
