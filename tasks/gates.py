@@ -294,21 +294,27 @@ class MarathonLeaderOff:
         if leader is None or leader in leaving or leader not in answering:
             return "wait", "Marathon elects a leader", leader
         prefix = cluster.settings.zk_marathon_path + "/leader/member_"
-        on, unknown = [], []
+        on, everyone, unknown = [], [], []
         for h in hosts:
             server = seen.servers[h.name]
             if server.error:
                 unknown.append(f"{h.name}: {server.error}")
                 continue
             owners, connected = server.value
-            members = sorted(path for path in owners if path.startswith(prefix))
-            if members and owners[members[0]] in connected:
+            # Sequence order is election order: the lowest node leads, the next one follows.
+            members = [owners[path] for path in sorted(owners) if path.startswith(prefix)]
+            if members and members[0] in connected:
                 on.append(h.name)
+                if all(m in connected for m in members):
+                    everyone.append(h.name)
         if not on:
             return "clear", (f"cannot tell where Marathon's leader {leader} has its session "
                              f"({'; '.join(unknown)})" if unknown else
                              f"Marathon's leader {leader} has its session elsewhere"), leader
         why = f"Marathon's leader {leader} has its ZooKeeper session on {', '.join(on)}"
+        if everyone:
+            # No successor would be better placed: the restart costs Marathon an election.
+            return "clear", f"{why}, as has every Marathon: no move helps", leader
         if not [n for n in answering if n != leader]:
             return "wait", f"{why}, and no standby answers to take over", leader
         return "move", why, leader

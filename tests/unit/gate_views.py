@@ -134,7 +134,9 @@ class Handover:
 
     def observe(self, cluster, hosts, timeout):
         leader = self.world.leaders.get("marathon")
-        members = {cluster.settings.zk_marathon_path + "/leader/member_0001": f"sid-{leader}"}
+        serving = sorted(self.world.serving["marathon"], key=lambda m: m != leader)
+        members = {f"{cluster.settings.zk_marathon_path}/leader/member_{i:010d}": f"sid-{m}"
+                   for i, m in enumerate(serving)}      # the leader's node is the lowest
         return gates.MarathonOnZk(
             view(cluster, "marathon", sorted(self.world.serving["marathon"]), leader),
             {h.name: Probe((members, {f"sid-{m}" for m, on in self.world.sessions_on.items()

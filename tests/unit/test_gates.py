@@ -261,3 +261,12 @@ def test_a_server_that_will_not_say_is_restarted_without_a_move(fakes):
     assert verdict == "clear" and why.startswith(
         "cannot tell where Marathon's leader master1 has its session (master2: ZooKeeper "
         "127.0.0.1:") and "'dump' is not in 4lw.commands.whitelist" in why
+
+
+def test_no_move_when_every_marathon_has_its_session_on_the_server(fakes):
+    fakes["master2"].zk.answers.update({"dump": DUMP, "cons": cons(
+        "0x100000000000001", "0x100000000000002", "0x100000000000003")})
+    off = gates.MARATHON_LEADER_OFF
+    assert off.assess(fakes.cluster, read(off, fakes, "master2"), [fakes.host("master2")],
+                      set())[:2] == ("clear", "Marathon's leader master1 has its ZooKeeper "
+                                     "session on master2, as has every Marathon: no move helps")
