@@ -184,6 +184,20 @@ class Marathon:
             # Listeners must not block kazoo's event thread: do the ZooKeeper calls elsewhere.
             threading.Thread(target=self._stand_again, daemon=True).start()
 
+    def _abdicate(self):
+        """DELETE /v2/leader on the leader (a standby proxies it here): LeaderResource answers,
+        then the election service abdicates and Marathon exits (systemd starts it again). Its
+        ZooKeeper client is connected, so its candidate node goes at once and a standby wins."""
+        log.info("Abdicating leadership on request")
+        self.elected = False
+        self.stopping = True        # no reaction to the session closing below
+
+        def later():
+            time.sleep(0.2)         # the answer goes out first
+            self._exit_after_abdication()
+        threading.Thread(target=later, daemon=True).start()
+        return Response(200, {"message": "Leadership abdicated"})
+
     def _exit_after_abdication(self):
         """Marathon's shutdown hooks abdicate and close the ZooKeeper client (which deletes
         its ephemeral nodes if it is connected again by then), then the JVM exits."""
@@ -559,12 +573,14 @@ class Marathon:
         p = req.path.rstrip("/") or "/"
         if p == "/ping":
             return Response(200, "pong\n", content_type="text/plain")
-        if p == "/v2/leader":
+        if p == "/v2/leader" and req.method == "GET":
             if not self.leader:
                 return Response(404, {"message": "There is no leader"})
             return Response(200, {"leader": self.leader})
         if not self.elected:
             return self._proxy(req)
+        if p == "/v2/leader" and req.method == "DELETE":
+            return self._abdicate()
         with self.lock:
             resp = self._route(req, p)
         resp.headers["X-Marathon-Leader"] = f"http://{self.me}"
