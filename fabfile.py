@@ -8,6 +8,7 @@
 Everything is in `tasks/` (steps, playbooks) and `testbed/`; this file only names the tasks.
 """
 
+import functools
 import math
 from contextlib import contextmanager
 
@@ -16,35 +17,61 @@ from invoke import Collection, Task
 from invoke.exceptions import Exit
 
 from tasks import apps, cli, http, marathon, playbooks, progress, status
+from tasks.steps import service
 from testbed import tasks as testbed_tasks
 
-DRY_RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs); change nothing"}
+RUN_HELP = {"dry-run": "show every change the run would make, restarts included (diffs), "
+                       "and the order of each rolling restart; change nothing",
+            "wait-lock": "when another run holds a host's lock, wait for it instead of failing"}
+BATCH_HELP = {"batch": "agents restarted at once in a rolling restart (default: a quarter of "
+                       "the agents, at least 1)"}
 
 
 def _step_task(step) -> Task:
-    def body(c, dry_run=False):
-        cli.run_step(c, step, dry_run=dry_run)
+    if step is service.START_SERVICES:
+        def body(c, dry_run=False, batch=0, wait_lock=False):
+            cli.run_step(c, step, dry_run=dry_run, batch=int(batch), wait_lock=wait_lock)
+        helps = {**RUN_HELP, **BATCH_HELP}
+    else:
+        def body(c, dry_run=False, wait_lock=False):
+            cli.run_step(c, step, dry_run=dry_run, wait_lock=wait_lock)
+        helps = RUN_HELP
     body.__name__ = step.name.replace("-", "_")
     body.__doc__ = step.help
-    return Task(body, name=body.__name__, help=DRY_RUN_HELP)
+    return Task(body, name=body.__name__, help=helps)
 
 
-@task(help=DRY_RUN_HELP)
-def master(c, dry_run=False):
+@task(help=RUN_HELP)
+def master(c, dry_run=False, wait_lock=False):
     """Playbook: every master step in the tutorial's order (-H hosts, else all masters)."""
-    cli.run_stages(c, playbooks.MASTERS, dry_run=dry_run)
+    cli.run_stages(c, playbooks.MASTERS, dry_run=dry_run, wait_lock=wait_lock)
 
 
-@task(help=DRY_RUN_HELP)
-def slave(c, dry_run=False):
+@task(help={**RUN_HELP, **BATCH_HELP})
+def slave(c, dry_run=False, batch=0, wait_lock=False):
     """Playbook: every slave step in the tutorial's order (-H hosts, else all slaves)."""
-    cli.run_stages(c, playbooks.SLAVES, dry_run=dry_run)
+    cli.run_stages(c, playbooks.SLAVES, dry_run=dry_run, batch=int(batch), wait_lock=wait_lock)
 
 
-@task(help=DRY_RUN_HELP)
-def cluster(c, dry_run=False):
+@task(help={**RUN_HELP, **BATCH_HELP})
+def cluster(c, dry_run=False, batch=0, wait_lock=False):
     """Playbook: the whole inventory: masters (ZooKeeper first), then slaves, in parallel."""
-    cli.run_stages(c, playbooks.CLUSTER, dry_run=dry_run)
+    cli.run_stages(c, playbooks.CLUSTER, dry_run=dry_run, batch=int(batch), wait_lock=wait_lock)
+
+
+@task(help={"services": "comma-separated, from " + ",".join(playbooks.SERVICES) + " (default: all)",
+            **RUN_HELP, **BATCH_HELP})
+def rolling_restart(c, services=",".join(playbooks.SERVICES), dry_run=False, batch=0,
+                    wait_lock=False):
+    """Restart services where they run, one host at a time (agents in batches), the leader last,
+    each host waiting for its gate: for restarts no configuration asked for (a JVM, a kernel)."""
+    names = tuple(s.strip() for s in services.split(",") if s.strip())
+    unknown = [s for s in names if s not in playbooks.SERVICES]
+    if unknown or not names:
+        raise Exit(f"rolling-restart: unknown service {', '.join(unknown) or '(none given)'}; "
+                   f"expected some of {', '.join(playbooks.SERVICES)}", code=2)
+    cli.run_stages(c, playbooks.rolling_restart(names), dry_run=dry_run, batch=int(batch),
+                   wait_lock=wait_lock)
 
 
 DEFAULT_WAIT = 300.0
@@ -68,6 +95,15 @@ def _seconds(value, option: str, default: float, code: int = 1) -> float:
     return seconds
 
 
+def _once(fn):
+    """`fab -H a,b task` runs the task once, for all of them: Fabric calls it once per host."""
+    @functools.wraps(fn)
+    def body(c, *args, **kwargs):
+        if cli.first_call(c, fn.__name__):
+            return fn(c, *args, **kwargs)
+    return body
+
+
 @contextmanager
 def _marathon(c, task_name: str):
     """A Marathon client on the masters (-H: those only); any failure is one line, exit 1."""
@@ -82,6 +118,7 @@ def _marathon(c, task_name: str):
 @task(help={"file": "the Marathon app definition, or a group with \"apps\"/\"groups\" (JSON)",
             "no-update": "fail if the app or group exists instead of replacing it with PUT",
             "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
+@_once
 def deploy_app(c, file, no_update=False, force=False, timeout=None):
     """Send an app (/v2/apps) or group (/v2/groups) definition and wait until its tasks run."""
     wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
@@ -95,6 +132,7 @@ def deploy_app(c, file, no_update=False, force=False, timeout=None):
 
 
 @task
+@_once
 def app_list(c):
     """List Marathon's apps: instances, running, healthy, staged, deployments under way."""
     with _marathon(c, "app-list") as m:
@@ -102,6 +140,7 @@ def app_list(c):
 
 
 @task(help={"id": "the app id, e.g. /hello2"})
+@_once
 def app_show(c, id):
     """Show one app: key fields, tasks and hosts, last task failure, launch-queue delay."""
     with _marathon(c, "app-show") as m:
@@ -110,6 +149,7 @@ def app_show(c, id):
 
 @task(help={"id": "the app id", "instances": "how many tasks should run (0 stops them all)",
             "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
+@_once
 def app_scale(c, id, instances, force=False, timeout=None):
     """Scale an app to N instances (PUT /v2/apps/{id}) and wait until N run."""
     wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
@@ -122,6 +162,7 @@ def app_scale(c, id, instances, force=False, timeout=None):
 
 
 @task(help={"id": "the app id", "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
+@_once
 def app_restart(c, id, force=False, timeout=None):
     """Restart an app's tasks (POST /v2/apps/{id}/restart) and wait for the new ones."""
     wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
@@ -130,6 +171,7 @@ def app_restart(c, id, force=False, timeout=None):
 
 
 @task(help={"id": "the app id", "timeout": TIMEOUT_HELP})
+@_once
 def app_destroy(c, id, timeout=None):
     """Remove an app and kill its tasks (DELETE /v2/apps/{id}); wait until it is gone."""
     wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
@@ -138,6 +180,7 @@ def app_destroy(c, id, timeout=None):
 
 
 @task
+@_once
 def deployments(c):
     """List Marathon's running deployments: apps, step i/n, current actions, age."""
     with _marathon(c, "deployments") as m:
@@ -147,6 +190,7 @@ def deployments(c):
 @task(help={"id": "the deployment id (fab deployments lists them)",
             "force": "stop it without rollback, leaving its apps part-way",
             "timeout": TIMEOUT_HELP})
+@_once
 def deployment_cancel(c, id, force=False, timeout=None):
     """Cancel a deployment: Marathon rolls it back (waited for); --force stops it as it is."""
     wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
@@ -159,6 +203,7 @@ def deployment_cancel(c, id, force=False, timeout=None):
                               f"(default {status.DEFAULT_DEPLOYMENT_AGE:g})",
             "timeout": "seconds each call may take; the whole check ends within about "
                        f"2 x timeout + 1 s (default {status.DEFAULT_TIMEOUT:g})"})
+@_once
 def cluster_status(c, json=False, deployment_age=None, timeout=None):
     """Health check: exit 0 healthy, 1 degraded, 2 down; one line per problem.
 
@@ -184,7 +229,7 @@ def cluster_status(c, json=False, deployment_age=None, timeout=None):
         raise Exit(code=report.exit_code)
 
 
-ns = Collection(master, slave, cluster, deploy_app, cluster_status)
+ns = Collection(master, slave, cluster, rolling_restart, deploy_app, cluster_status)
 for _app_task in (app_list, app_show, app_scale, app_restart, app_destroy, deployments,
                   deployment_cancel):
     ns.add_task(_app_task)

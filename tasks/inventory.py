@@ -242,7 +242,7 @@ class _Parser:
             self.broken.add(key)
             self.vars[scope][key] = (None, n, section)
             return
-        if key == "ssh_key_file" and typed:
+        if check is checks.local_path and typed:
             # Relative to the inventory, not to wherever fab was started.
             base = os.path.dirname(os.path.abspath(self.path)) if self.path != "<string>" \
                 else os.getcwd()

@@ -449,6 +449,11 @@ class Marathon:
         """GET /v2/leader: the elected leader's "host:port", or None when none is elected."""
         return self._get("/v2/leader", "leader", NAME, missing=lambda r: None)
 
+    def ping(self) -> bool:
+        """GET /ping: True when a master answers `pong` (standbys answer too)."""
+        _, r = self.call("GET", "/ping")
+        return r.status == 200 and r.text.strip() == "pong"
+
     def apps(self) -> list[dict]:
         """GET /v2/apps with each app's tasks and last task failure (counts and deployments
         Marathon always embeds)."""
@@ -529,6 +534,14 @@ class Marathon:
         """DELETE /v2/apps/{id}: kill its tasks and remove it (Marathon forces this one)."""
         return self._write("DELETE", _app_path(app_id), f"app {_absolute(app_id)}",
                            missing=_unknown("app", app_id))[1]
+
+    @_redacted
+    def abdicate(self) -> None:
+        """DELETE /v2/leader: the leader (any master passes it on) gives up its leadership and
+        exits; a standby is elected (its supervisor starts the old one again)."""
+        endpoint, r = self.call("DELETE", "/v2/leader")
+        if r.status != 200:
+            raise self._refused("DELETE", "/v2/leader", endpoint, r, "the Marathon leader")
 
     def cancel_deployment(self, deployment_id: str, *, force: bool = False) -> Change | None:
         """DELETE /v2/deployments/{id}: Marathon answers with a NEW deployment that rolls back;

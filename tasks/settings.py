@@ -134,11 +134,15 @@ def component(raw: str) -> str:
     return raw
 
 
-def key_id(raw: str) -> str:
+def fingerprint(raw: str) -> str:
     plain(raw)
     value = raw[2:] if raw.lower().startswith("0x") else raw
-    if len(value) not in (8, 16, 40) or not re.fullmatch(r"[0-9A-Fa-f]+", value):
-        raise BadValue(f"{raw!r} is not a key id (8, 16 or 40 hex digits)")
+    if not re.fullmatch(r"[0-9A-Fa-f]+", value):
+        raise BadValue(f"{raw!r} is not a key fingerprint (40 hex digits)")
+    if len(value) != 40:
+        raise BadValue(f"{raw!r} is not a full fingerprint: give all 40 hex digits, as "
+                       "`gpg --with-colons --fingerprint` prints them (an 8- or 16-digit key "
+                       "id can be matched by a key made to collide with it)")
     return value.upper()
 
 
@@ -192,9 +196,22 @@ def boolean(raw: str) -> bool:
     raise BadValue(f"{raw!r} is not a boolean (true/false, yes/no, 1/0)")
 
 
-def key_file(raw: str) -> str:
-    # '..' is allowed here: it is a local path, resolved below and never shelled.
+def local_path(raw: str) -> str:
+    """A file on the machine that runs fab; the inventory resolves it against its own
+    directory. '..' is allowed here: it is never shelled."""
     return plain(raw) if raw else ""
+
+
+def host_key_policy(raw: str) -> str:
+    if raw not in ("strict", "accept-new"):
+        raise BadValue(f"{raw!r} is not one of strict, accept-new")
+    return raw
+
+
+def seconds(raw: str) -> int:
+    if not DIGITS.match(raw) or int(raw) < 1:
+        raise BadValue(f"{raw!r} is not a number of seconds (a positive integer)")
+    return int(raw)
 
 
 def znode(raw: str) -> str:
@@ -214,6 +231,19 @@ class Setting:
     check: Callable[[str], object]      # raw text -> typed value, or BadValue
     describes: str | None               # "master" | "slave": one role's; None: any host's own
     doc: str
+
+
+def _snap_retain_count(raw: str) -> int:
+    # ZooKeeper raises anything below 3 to 3, silently: refused here, so the file says what runs.
+    if not DIGITS.match(raw) or int(raw) < 3:
+        raise BadValue(f"{raw!r} is not a snapshot count ZooKeeper keeps (an integer, 3 or more)")
+    return int(raw)
+
+
+def _purge_interval(raw: str) -> int:
+    if not DIGITS.match(raw):
+        raise BadValue(f"{raw!r} is not a number of hours (an integer; 0 turns purging off)")
+    return int(raw)
 
 
 def _ssh_port(raw: str) -> int:
@@ -242,8 +272,9 @@ SETTINGS = (
     Setting("repo_suite", "", suite, None, "the apt suite; empty: the host's `lsb_release -cs`"),
     Setting("repo_component", "main", component, None, "the apt component"),
     # A 32-bit key id is easy to collide with a forged key: the tutorial's E56151BF, in full.
-    Setting("repo_key_id", "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF", key_id, None,
-            "the signing key (8, 16 or 40 hex digits); a fetched key must end with it"),
+    Setting("repo_key_id", "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF", fingerprint, None,
+            "the signing key's full fingerprint (40 hex digits); a fetched key is trusted only "
+            "if its primary fingerprint is this one"),
     Setting("repo_keyserver", "keyserver.ubuntu.com", keyserver, None,
             "where the key is fetched from: a hostname or hkp://host:port"),
     Setting("repo_key_url", "", _key_url, None,
@@ -258,13 +289,36 @@ SETTINGS = (
             "Mesos' quorum; empty: a majority, floor(n/2)+1; an explicit value must be a majority"),
     Setting("allow_even_masters", False, boolean, "master",
             "accept an even number of masters (true/false, yes/no, 1/0)"),
-    Setting("ssh_key_file", "", key_file, None,
+    Setting("ssh_key_file", "", local_path, None,
             "the SSH private key, relative to the inventory's directory; empty: Fabric's keys"),
+    Setting("ssh_known_hosts", "", local_path, None,
+            "a known_hosts file checked besides ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts "
+            "(relative to the inventory's directory); new keys are recorded there"),
+    Setting("ssh_host_key_policy", "strict", host_key_policy, None,
+            "strict: an unknown host key is refused (record it with ssh-keyscan first); "
+            "accept-new: recorded on first contact, as OpenSSH's; a changed key is always refused"),
+    Setting("command_timeout", 120, seconds, None,
+            "seconds a command may run on a host (file writes, reading the facts)"),
+    Setting("service_timeout", 300, seconds, None,
+            "seconds a service start, stop or wait (wait-zookeeper) may run on a host"),
+    Setting("apt_timeout", 1800, seconds, None,
+            "seconds one apt-get or dpkg command may run on a host, not counting the wait "
+            "for the dpkg lock"),
+    Setting("dpkg_lock_timeout", 300, seconds, None,
+            "seconds apt waits for the dpkg lock that another process (unattended-upgrades) "
+            "holds, before it fails"),
     Setting("ssh_user", "", user, None, "the SSH login of hosts without ssh_user=; empty: Fabric's"),
     Setting("ssh_port", 22, _ssh_port, None, "the SSH port of hosts without ssh_port="),
     Setting("zk_mesos_path", "/mesos", znode, "master", "Mesos' znode, at the end of /etc/mesos/zk"),
     Setting("zk_marathon_path", "/marathon", znode, "master",
             "Marathon's znode (must differ from Mesos')"),
+    Setting("zk_snap_retain_count", 3, _snap_retain_count, "master",
+            "ZooKeeper's autopurge.snapRetainCount: the snapshots (and their logs) kept, 3 or more"),
+    Setting("zk_purge_interval", 24, _purge_interval, "master",
+            "ZooKeeper's autopurge.purgeInterval: hours between purges; 0 turns purging off"),
+    Setting("gate_timeout", 120, seconds, "master",
+            "seconds a rolling restart waits for a service's health before and after each "
+            "host's restart (tasks/gates.py); past it, the roll stops"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}

@@ -62,6 +62,19 @@ STATE_DIR = INSTANCE.state_dir
 STATE_FILE = STATE_DIR / "state.json"
 HOSTS_DIR = STATE_DIR / "hosts"
 KEY_FILE = STATE_DIR / "id_ed25519"
+# The hosts' SSH host keys, as `up` found them on their disks: the inventory's ssh_known_hosts.
+KNOWN_HOSTS = STATE_DIR / "known_hosts"
+
+
+@dataclass(frozen=True)
+class SudoUser:
+    name: str
+    password: str = ""      # empty: NOPASSWD
+
+
+# Every host has these logins besides root, with the testbed key: the tool proven as a
+# non-root operator (`ssh_user = ops`), and with a sudo password (opspw's).
+SUDO_USERS = (SudoUser("ops"), SudoUser("opspw", "testbed-sudo-pw"))
 INVENTORY = INSTANCE.inventory
 PREFIX = INSTANCE.prefix
 BRIDGE = INSTANCE.bridge
@@ -83,6 +96,7 @@ SUITE = "bookworm"
 REPO_PORT = 8000
 DEFAULT_SLAVES = 3
 MASTERS = 3
+MASTER_LAST = 50           # masters at .1-.50 (more can be added to a running testbed)
 SLAVE_FIRST = 51           # the tutorial's numbering: slaves at .51, .52, ...
 SLAVE_LAST = 250           # .251-.253 spare, .254 is the bridge
 MAX_SLAVES = SLAVE_LAST - SLAVE_FIRST + 1
@@ -121,6 +135,42 @@ class Host:
     @property
     def veth(self) -> str:
         return PREFIX + self.name
+
+
+def check_new_host(name: str, role: str, taken_names: list[str]) -> None:
+    """A name `add-host` accepts: a hostname label short enough for the host's link name."""
+    if role not in ("master", "slave"):
+        raise ValueError(f"role must be master or slave, not {role!r}")
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+        raise ValueError(f"{name!r} is not a host name (a-z, 0-9, '-'; a letter first)")
+    if len(PREFIX + name) > 15:   # Linux interface names: 15 characters at most
+        raise ValueError(f"{name!r} is too long: at most {15 - len(PREFIX)} characters here")
+    if name in taken_names:
+        raise ValueError(f"a testbed host {name!r} exists already")
+
+
+def next_ip(subnet: str, role: str, taken: list[str]) -> str:
+    """The first free address of the role's range: masters .1-.50, slaves .51-.250."""
+    net = ipaddress.ip_network(subnet)
+    first, last = (1, MASTER_LAST) if role == "master" else (SLAVE_FIRST, SLAVE_LAST)
+    for i in range(first, last + 1):
+        if str(net[i]) not in taken:
+            return str(net[i])
+    raise ValueError(f"no free {role} address left in {subnet} (.{first}-.{last})")
+
+
+def check_ip(subnet: str, ip: str, taken: list[str]) -> str:
+    """An address given to `add-host`: a host address of the subnet, not the bridge's, free."""
+    net = ipaddress.ip_network(subnet)
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        raise ValueError(f"{ip!r} is not an IPv4 address") from None
+    if addr not in net or addr in (net[0], net[254], net[255]):
+        raise ValueError(f"{ip} is not a host address of {subnet} (.1-.253)")
+    if ip in taken:
+        raise ValueError(f"{ip} is taken by another testbed host")
+    return ip
 
 
 def bridge_ip(subnet: str) -> str:
@@ -249,19 +299,32 @@ def uri_host(uri: str) -> str:
 
 
 def render_inventory(hosts: list[Host], key_file: Path, date: str, bridge: str | None = None,
-                     key_fingerprint: str | None = None, distro: str = "debian") -> str:
+                     key_fingerprint: str | None = None, distro: str = "debian",
+                     known_hosts: Path | None = None) -> str:
     """The project's hosts.ini shape; repo lines only when a package repo is being served."""
     lines = [f"# Written by `fab testbed.up` on {date}; removed by `fab testbed.down`.",
              "[all:vars]", "ssh_user = root", f"ssh_key_file = {key_file}"]
+    if known_hosts:
+        lines.append(f"ssh_known_hosts = {known_hosts}")
     if bridge and key_fingerprint:
         base = f"http://{bridge}:{REPO_PORT}"
         lines += [f"repo_url = {base}/{distro}", f"repo_key_url = {base}/key.asc",
                   f"repo_key_id = {key_fingerprint}"]
     lines += ["", "[masters]"]
-    lines += [f"{h.name} ip={h.ip} myid={h.myid}" for h in hosts if h.role == "master"]
+    lines += [inventory_line(h) for h in hosts if h.role == "master"]
     lines += ["", "[slaves]"]
-    lines += [f"{h.name} ip={h.ip}" for h in hosts if h.role == "slave"]
+    lines += [inventory_line(h) for h in hosts if h.role == "slave"]
     return "\n".join(lines) + "\n"
+
+
+def inventory_line(host: Host) -> str:
+    """The host's line in its inventory section: `master2 ip=... myid=2`, `slave1 ip=...`."""
+    return f"{host.name} ip={host.ip}" + (f" myid={host.myid}" if host.role == "master" else "")
+
+
+def render_known_hosts(keys: dict[str, str]) -> str:
+    """known_hosts lines from {ip: the host's `ssh-ed25519 AAAA... comment` public key}."""
+    return "".join(f"{ip} {' '.join(key.split()[:2])}\n" for ip, key in keys.items())
 
 
 def render_etc_hosts(hosts: list[Host], pins: dict[str, list[str]] = {}) -> str:

@@ -18,7 +18,19 @@ Public helpers for integration tests (all need root, and the testbed up):
     stop_host(name)                      clean poweroff (SIGTERM to nspawn), waits for it
     start_host(name)                     boot a stopped/killed host again on its existing
                                          overlay (files kept) and wait until it is up
+    add_host(name, role, ip=None, myid=None) -> config.Host
+                                         a new, fresh host on the running testbed (as `up`
+                                         makes them), booted; the others' /etc/hosts name it
+    remove_host(name)                    the host is gone for good: powered off (if it still
+                                         runs), its overlay, link, namespace and cgroups deleted
     up(...) / down() / status()          what the `fab testbed.*` tasks call
+
+The inventory (config.INVENTORY) is written by `up` when it builds a testbed, and deleted by
+`down`; add_host and remove_host never touch it. The inventory is the operator's file: after
+adding a host the operator adds its line (config.inventory_line, which `fab testbed.add-host`
+prints), after removing one deletes it, as the integration tests of adding agents and replacing
+a master do. A tool that rewrote it behind them would hide whether the project copes with an
+operator's edit.
 
 `up` is a no-op when a testbed with the same settings is up and healthy; otherwise it tears
 down whatever exists (also leftovers of a crashed run) and builds a fresh one.
@@ -208,6 +220,22 @@ def _cgroup_pids(d: Path) -> list[int]:
         except OSError:
             pass
     return pids
+
+
+def _empty_cgroups(cgroups: list[Path]) -> None:
+    """SIGKILL (by PID) whatever still runs in these cgroups of ours, then remove them."""
+    for _ in range(20):
+        left = sorted({p for d in cgroups for p in _cgroup_pids(d)})
+        if not left:
+            break
+        for p in left:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    for d in cgroups:
+        _rmdir_tree(d)
 
 
 def _rmdir_tree(d: Path) -> None:
@@ -478,13 +506,15 @@ def _up(slaves, subnet, marathon_version, repo, log) -> dict:
         rootfs.ensure_heavy(base_stamp, log)
         if repo:
             try:   # another engineer's module; imported only when a repo is wanted
-                from testbed.repo import build_repo, sources_digest
+                from testbed.repo import apt_preferences, build_repo, sources_digest
             except ImportError as e:
                 raise RuntimeError(f"cannot build the package repo ({e}); use --no-repo") from e
             out_dir = config.CACHE_DIR / "repo" / f"{marathon_version}-{sources_digest()[:12]}"
             info = build_repo(out_dir, config.SUITE, marathon_version)
             repo_info = {"dir": str(out_dir), "fingerprint": info.key_fingerprint,
-                         "key_file": str(info.key_file), "distro": info.distro_path}
+                         "key_file": str(info.key_file), "distro": info.distro_path,
+                         "packages": info.packages, "newer": info.newer,
+                         "apt_preferences": apt_preferences(info.newer)}
     sources = rootfs.machine_apt_sources()
     mirrors = _resolve_v4(sorted({config.uri_host(s.uri) for s in sources}))
     resolvers = _resolvers()
@@ -503,10 +533,7 @@ def _up(slaves, subnet, marathon_version, repo, log) -> dict:
                  "marathon_version": marathon_version, "repo": repo_info, "http_pid": None,
                  "mirrors": mirrors, "resolvers": resolvers,
                  "created": datetime.datetime.now().isoformat(timespec="seconds"),
-                 "hosts": [{"name": h.name, "ip": h.ip, "role": h.role, "myid": h.myid,
-                            "netns": h.netns, "root": str(rootfs.host_dirs(h.name)[2]),
-                            "cgroups": _cgroup_dirs(h.name), "nspawn_pid": None,
-                            "leader_pid": None} for h in plan]}
+                 "hosts": [_host_entry(h) for h in plan]}
         _save_state(state)        # from here on `down` knows what to remove
         _take_shared()
         net.ensure_bridge(subnet)
@@ -516,7 +543,8 @@ def _up(slaves, subnet, marathon_version, repo, log) -> dict:
     def prepare(h: config.Host) -> None:
         net.add_host_link(h, subnet)
         root = rootfs.mount_host_root(h.name)
-        rootfs.prepare_host(root, h.name, etc_hosts, pubkey)
+        rootfs.prepare_host(root, h.name, etc_hosts, pubkey,
+                            (repo_info or {}).get("apt_preferences", ""))
 
     with cf.ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(prepare, plan))
@@ -533,13 +561,105 @@ def _up(slaves, subnet, marathon_version, repo, log) -> dict:
         h["leader_pid"] = leader
     _save_state(state)
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    _write_known_hosts(state)
     config.INVENTORY.write_text(config.render_inventory(
         plan, config.KEY_FILE, date, bridge if repo_info else None,
-        repo_info and repo_info["fingerprint"], repo_info["distro"] if repo_info else "debian"))
+        repo_info and repo_info["fingerprint"], repo_info["distro"] if repo_info else "debian",
+        config.KNOWN_HOSTS))
     log(f"testbed up: {len(plan)} hosts on {subnet} (bridge {bridge}); prepared in "
         f"{t_prep - t0:.1f} s, booted in {time.time() - t_prep:.1f} s; "
         f"inventory {config.INVENTORY}")
     return state
+
+
+def _planned(state: dict) -> list[config.Host]:
+    return [config.Host(h["name"], h["ip"], h["role"], h["myid"]) for h in state["hosts"]]
+
+
+def _host_entry(h: config.Host) -> dict:
+    return {"name": h.name, "ip": h.ip, "role": h.role, "myid": h.myid, "netns": h.netns,
+            "root": str(rootfs.host_dirs(h.name)[2]), "cgroups": _cgroup_dirs(h.name),
+            "nspawn_pid": None, "leader_pid": None}
+
+
+def add_host(name: str, role: str, ip: str | None = None, myid: int | None = None,
+             log=print) -> config.Host:
+    """A new host on the running testbed, prepared and booted as `up` does it; the next free
+    address of its role unless `ip` is given; a master gets the next free myid unless `myid`
+    is given (only the inventory line uses it). On failure the host is removed again."""
+    if os.geteuid() != 0:
+        raise PermissionError("the testbed needs root")
+    with _locked(config.STATE_DIR / "state.lock"):
+        state = _require_state()
+        config.check_new_host(name, role, [h["name"] for h in state["hosts"]])
+        taken = [h["ip"] for h in state["hosts"]]
+        ip = config.check_ip(state["subnet"], ip, taken) if ip else \
+            config.next_ip(state["subnet"], role, taken)
+        if role == "master":
+            myids = [h["myid"] for h in state["hosts"] if h["role"] == "master"]
+            myid = int(myid) if myid else max(myids + [0]) + 1
+            if not 1 <= myid <= 255 or myid in myids:
+                raise ValueError(f"myid {myid} is taken or outside 1-255")
+        host = config.Host(name, ip, role, myid if role == "master" else None)
+        entry = _host_entry(host)
+        state["hosts"].append(entry)
+        _save_state(state)        # from here remove_host knows what to undo
+    started = time.time()
+    try:
+        net.add_host_link(host, state["subnet"])
+        root = rootfs.mount_host_root(name)
+        rootfs.prepare_host(root, name, config.render_etc_hosts(_planned(state),
+                                                                pins=state["mirrors"]),
+                            _ensure_key(), (state.get("repo") or {}).get("apt_preferences", ""))
+        entry["nspawn_pid"] = _spawn(entry)
+        _update_host(name, nspawn_pid=entry["nspawn_pid"])
+        _update_host(name, leader_pid=_wait_booted(entry, time.time() + 120))
+        _write_etc_hosts(_require_state())
+        _write_known_hosts(_require_state())
+    except BaseException:
+        log(f"add-host {name} failed: removing what was built")
+        remove_host(name, log=lambda *_: None)
+        raise
+    log(f"{name} up at {ip} in {time.time() - started:.1f} s")
+    return host
+
+
+def remove_host(name: str, log=print) -> None:
+    """Host `name` is gone: powered off if it still runs (a clean poweroff; kill_host it first
+    to make it a crash), its processes, cgroups, overlay, link and namespace removed, and its
+    name dropped from the other hosts' /etc/hosts."""
+    state = _require_state()
+    h = _host(state, name)
+    if _is_nspawn(h["nspawn_pid"], name):
+        os.kill(h["nspawn_pid"], signal.SIGTERM)
+        _wait_exit(h["nspawn_pid"], 30)
+    _empty_cgroups([Path(d) for d in h["cgroups"]])
+    rootfs.remove_hosts_dir(name)
+    net.remove_host_link(config.Host(name, h["ip"], h["role"], h["myid"]))
+    with _locked(config.STATE_DIR / "state.lock"):
+        state = _require_state()
+        state["hosts"] = [x for x in state["hosts"] if x["name"] != name]
+        _save_state(state)
+    _write_etc_hosts(state)
+    _write_known_hosts(state)
+    log(f"{name} ({h['ip']}) removed")
+
+
+def _write_known_hosts(state: dict) -> None:
+    """The hosts' SSH host keys, read from their own disks: what the tool checks them with."""
+    keys = {h["ip"]: (Path(h["root"]) / "etc/ssh/ssh_host_ed25519_key.pub").read_text()
+            for h in state["hosts"] if os.path.ismount(h["root"])}
+    tmp = config.KNOWN_HOSTS.with_suffix(".tmp")
+    tmp.write_text(config.render_known_hosts(keys))
+    tmp.rename(config.KNOWN_HOSTS)
+
+
+def _write_etc_hosts(state: dict) -> None:
+    """Every host's /etc/hosts names every host: the testbed's DNS."""
+    text = config.render_etc_hosts(_planned(state), pins=state["mirrors"])
+    for h in state["hosts"]:
+        if os.path.ismount(h["root"]):
+            rootfs.write_etc_hosts(Path(h["root"]), text)
 
 
 def down(log=print) -> list[str]:
@@ -578,18 +698,7 @@ def down(log=print) -> list[str]:
     if nspawns:
         gone.append(f"{len(nspawns)} containers")
     # Whatever still runs in our cgroups is ours: kill it by PID.
-    for _ in range(20):
-        left = sorted({p for d in cgroups for p in _cgroup_pids(d)})
-        if not left:
-            break
-        for p in left:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
-    for d in cgroups:
-        _rmdir_tree(d)
+    _empty_cgroups(cgroups)
     if cgroups:
         gone.append(f"{len(cgroups)} cgroup dirs")
     mounts = rootfs.host_mounts()
@@ -601,6 +710,7 @@ def down(log=print) -> list[str]:
         gone.append(f"nft table {config.NFT_TABLE}")
     gone += _leave_shared()
     config.INVENTORY.unlink(missing_ok=True)
+    config.KNOWN_HOSTS.unlink(missing_ok=True)
     log("testbed down" + (": removed " + "; ".join(gone) if gone else ": nothing to remove"))
     return gone
 

@@ -100,6 +100,13 @@ def add_host_link(host: config.Host, subnet: str) -> None:
     run(["ip", "-n", ns, "route", "add", "default", "via", config.bridge_ip(subnet)])
 
 
+def remove_host_link(host: config.Host) -> None:
+    """Undo add_host_link (deleting the netns also deletes the veth's peer)."""
+    _quiet(["ip", "netns", "del", host.netns])
+    if host.veth in link_names():
+        _quiet(["ip", "link", "del", host.veth])
+
+
 def remove_links() -> list[str]:
     """Delete every netns and link with our prefix and our bridge; returns what was removed."""
     gone = []

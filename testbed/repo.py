@@ -12,6 +12,19 @@ exactly as against a real third-party repository.
     # serve /srv/testbed-repo over HTTP; on a host:
     #   deb [signed-by=/etc/apt/keyrings/mesos-testbed.asc] http://BRIDGE:8000/debian bookworm main
 
+Two releases of each stand-in package are in the pool (one suite, one component), so that an
+upgrade installs a newer version for real: mesos and mesosphere 1.4.1 and 1.4.2, marathon 1.4.8
+and 1.4.9 (1.6.322 and 1.6.352 for a 1.6 testbed), each daemon reporting its own version
+(`/version`, `/v2/info`, `mesos-master --version`). Chronos has one release: no day-2 operation
+upgrades it. apt must take the newer release only when asked, so that a fresh host keeps
+getting the current one and the tests keep their meaning: the testbed gives every host the
+pins of `apt_preferences` (the newer versions at priority 100, below the default 500). So
+`apt-get install mesos` installs 1.4.1-2.0.1, `apt-get install mesos=1.4.2-2.0.1` installs the
+newer one, and neither `apt-get upgrade` nor a re-run ever takes a host back or forth by itself.
+A pin rather than a second suite or component, because the tool writes one source line per
+host (repo_url, repo_suite, repo_component), and a pin leaves that line exactly as an operator
+would have it.
+
 Rebuilding is skipped when nothing that goes into the repository changed (a stamp file holds a
 hash of the inputs), so calling it on every testbed start costs milliseconds.
 """
@@ -33,10 +46,12 @@ DEFAULT_GNUPGHOME = pathlib.Path(os.environ.get("MESOS_TESTBED_GNUPGHOME",
 KEY_UID = "Mesos testbed repository (test equipment) <mesos-testbed@localhost>"
 DISTRO = "debian"
 EPOCH = "1514764800"  # fixed file dates (SOURCE_DATE_EPOCH): same inputs, same .debs
-MESOS_VERSION = "1.4.1-2.0.1"
+MESOS_VERSIONS = ("1.4.1-2.0.1", "1.4.2-2.0.1")   # (current, newer)
 CHRONOS_VERSION = "2.5.1-0.1.20171211074431.debian90"
 # Package versions as the real repository named them; other Marathon versions get the pattern.
 MARATHON_VERSIONS = {"1.4.8": "1.4.8-1.0.660.debian90", "1.6.322": "1.6.322-2.0.229.debian90"}
+# The next release of each Marathon line the testbed offers; others: the patch number + 1.
+MARATHON_NEXT = {"1.4.8": "1.4.9", "1.6.322": "1.6.352"}
 MAINTAINER = "Mesos testbed <mesos-testbed@localhost>"
 
 
@@ -46,22 +61,23 @@ class RepoInfo:
     key_file: pathlib.Path        # ASCII-armored public key: out_dir/key.asc
     distro_path: str              # "debian": the URL path under out_dir
     suite: str
-    packages: dict                # name -> version
+    packages: dict                # name -> version a plain `apt-get install` takes
+    newer: dict                   # name -> the newer version, installed only when asked
 
 
 def build_repo(out_dir, suite="bookworm", marathon_version="1.4.8", gnupghome=None):
     """Build (or reuse) the signed repository under out_dir; see the module docstring."""
     out_dir = pathlib.Path(out_dir)
     gnupghome = pathlib.Path(gnupghome or DEFAULT_GNUPGHOME)
-    versions = package_versions(marathon_version)
+    current, newer = package_releases(marathon_version)
     try:
         fingerprint = _ensure_key(gnupghome)
-        info = RepoInfo(fingerprint, out_dir / "key.asc", DISTRO, suite, versions)
+        info = RepoInfo(fingerprint, out_dir / "key.asc", DISTRO, suite, current, newer)
         stamp = out_dir / ".build-stamp"
-        digest = _inputs_digest(suite, marathon_version, versions, fingerprint)
+        digest = _inputs_digest(suite, marathon_version, [current, newer], fingerprint)
         if not (stamp.exists() and stamp.read_text() == digest and info.key_file.exists()
                 and (out_dir / DISTRO / "dists" / suite / "InRelease").exists()):
-            _build(out_dir, suite, marathon_version, versions, gnupghome, fingerprint)
+            _build(out_dir, suite, [current, newer], gnupghome, fingerprint)
             stamp.write_text(digest)
         return info
     finally:
@@ -70,27 +86,49 @@ def build_repo(out_dir, suite="bookworm", marathon_version="1.4.8", gnupghome=No
                        capture_output=True)
 
 
-def _build(out_dir, suite, marathon_version, versions, gnupghome, fingerprint):
+def _build(out_dir, suite, releases, gnupghome, fingerprint):
     out_dir.mkdir(parents=True, exist_ok=True)
     _export_key(gnupghome, fingerprint, out_dir)
     repo = out_dir / DISTRO
     shutil.rmtree(repo / "pool", ignore_errors=True)
     shutil.rmtree(repo / "dists" / suite, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=".build-", dir=out_dir) as tmp:
-        for name, tree in _package_trees(pathlib.Path(tmp), versions, marathon_version):
-            deb = repo / "pool" / "main" / name[0] / name / f"{name}_{versions[name]}_all.deb"
-            deb.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree),
-                            str(deb)], check=True, capture_output=True,
-                           env=dict(os.environ, SOURCE_DATE_EPOCH=EPOCH))
+        for versions in releases:
+            for name, version in versions.items():
+                tree = pathlib.Path(tmp) / f"{name}_{version}"
+                _PACKAGES[name](tree, version)
+                deb = repo / "pool" / "main" / name[0] / name / f"{name}_{version}_all.deb"
+                deb.parent.mkdir(parents=True, exist_ok=True)
+                subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build",
+                                str(tree), str(deb)], check=True, capture_output=True,
+                               env=dict(os.environ, SOURCE_DATE_EPOCH=EPOCH))
     _write_indexes(repo, suite)
     _sign(gnupghome, fingerprint, repo / "dists" / suite)
 
 
-def package_versions(marathon_version):
-    marathon = MARATHON_VERSIONS.get(marathon_version, f"{marathon_version}-1.0.0.debian90")
-    return {"mesos": MESOS_VERSION, "marathon": marathon, "chronos": CHRONOS_VERSION,
-            "mesosphere": MESOS_VERSION}
+def package_releases(marathon_version):
+    """({package: version} a plain install takes, {package: newer version}) for a testbed
+    whose Marathon is `marathon_version` (upstream form, e.g. 1.4.8)."""
+    major_minor, _, patch = marathon_version.rpartition(".")
+    next_marathon = MARATHON_NEXT.get(marathon_version, f"{major_minor}.{int(patch) + 1}")
+    current = {"mesos": MESOS_VERSIONS[0], "marathon": _marathon_package(marathon_version),
+               "chronos": CHRONOS_VERSION, "mesosphere": MESOS_VERSIONS[0]}
+    newer = {"mesos": MESOS_VERSIONS[1], "marathon": _marathon_package(next_marathon),
+             "mesosphere": MESOS_VERSIONS[1]}
+    return current, newer
+
+
+def _marathon_package(upstream):
+    return MARATHON_VERSIONS.get(upstream, f"{upstream}-1.0.0.debian90")
+
+
+def apt_preferences(newer):
+    """/etc/apt/preferences.d/mesos-testbed for the hosts: the newer versions only when asked."""
+    stanzas = [f"Explanation: the testbed's repository (test equipment) also carries {name} "
+               f"{version}: installed only when asked for ({name}={version})\n"
+               f"Package: {name}\nPin: version {version}\nPin-Priority: 100\n"
+               for name, version in sorted(newer.items())]
+    return "\n".join(stanzas)
 
 
 def marathon_reads_conf_dir(marathon_version):
@@ -172,11 +210,6 @@ def _write_indexes(repo, suite):
 
 
 # ---- package trees ---------------------------------------------------------------------------
-def _package_trees(tmp, versions, marathon_version):
-    yield "mesos", _mesos(tmp / "mesos", versions["mesos"])
-    yield "marathon", _marathon(tmp / "marathon", versions["marathon"], marathon_version)
-    yield "chronos", _chronos(tmp / "chronos", versions["chronos"])
-    yield "mesosphere", _meta(tmp / "mesosphere", versions["mesosphere"])
 
 
 def _put(root, path, text, mode=0o644):
@@ -256,9 +289,9 @@ def _launcher(name, daemon, conf_dir, prefix, zk_flag, zk_value):
     return text
 
 
-def _marathon(root, version, marathon_version):
+def _marathon(root, version):
     daemon = "/usr/share/marathon/bin/marathon-standin"
-    conf_dir = "1" if marathon_reads_conf_dir(marathon_version) else "0"
+    conf_dir = "1" if marathon_reads_conf_dir(version.split("-")[0]) else "0"
     _put(root, "/usr/bin/marathon", _launcher("marathon", daemon, conf_dir, "MARATHON", "zk",
                                               "zk://${hosts}/marathon"), 0o755)
     _put(root, "/lib/systemd/system/marathon.service", (PKG / "marathon.service").read_text())
@@ -289,6 +322,9 @@ def _meta(root, version):
     return root
 
 
+_PACKAGES = {"mesos": _mesos, "marathon": _marathon, "chronos": _chronos, "mesosphere": _meta}
+
+
 def sources_digest():
     """A hash of everything in this checkout that goes into the packages. Testbed instances
     started from different checkouts share the cache: each version of the sources builds in a
@@ -299,7 +335,7 @@ def sources_digest():
     return h.hexdigest()
 
 
-def _inputs_digest(suite, marathon_version, versions, fingerprint):
-    h = hashlib.sha256(json.dumps([suite, marathon_version, versions, fingerprint]).encode())
+def _inputs_digest(suite, marathon_version, releases, fingerprint):
+    h = hashlib.sha256(json.dumps([suite, marathon_version, releases, fingerprint]).encode())
     h.update(sources_digest().encode())
     return h.hexdigest()

@@ -172,10 +172,14 @@ def mount_host_root(name: str) -> Path:
     return root
 
 
-def prepare_host(root: Path, name: str, etc_hosts: str, pubkey: str) -> None:
-    """Write what makes a copy of the layers into this host: name, hosts, identity, keys."""
+def prepare_host(root: Path, name: str, etc_hosts: str, pubkey: str,
+                 apt_preferences: str = "") -> None:
+    """Write what makes a copy of the layers into this host: name, hosts, identity, keys, and
+    the pins of the stand-in packages' newer releases (see testbed/repo.py)."""
     (root / "etc/hostname").write_text(name + "\n")
-    (root / "etc/hosts").write_text(etc_hosts)
+    write_etc_hosts(root, etc_hosts)
+    if apt_preferences:
+        (root / "etc/apt/preferences.d/mesos-testbed").write_text(apt_preferences)
     (root / "etc/machine-id").write_text(uuid.uuid4().hex + "\n")
     # The hosts resolve names with the machine's resolver (reached through the NAT).
     shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
@@ -187,11 +191,47 @@ def prepare_host(root: Path, name: str, etc_hosts: str, pubkey: str) -> None:
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(pubkey)
     (ssh_dir / "authorized_keys").chmod(0o600)
+    for user in config.SUDO_USERS:
+        add_sudo_user(root, user, pubkey)
 
 
-def host_mounts() -> list[str]:
-    """Every mount point under the testbed's hosts directory (ours by location)."""
-    prefix = str(config.HOSTS_DIR) + "/"
+def add_sudo_user(root: Path, user: config.SudoUser, pubkey: str) -> None:
+    """A login with the testbed key that reaches root through sudo: without a password
+    (NOPASSWD), or only with `user.password` (sudo asks for it)."""
+    if f"\n{user.name}:" not in "\n" + (root / "etc/passwd").read_text():
+        run(["useradd", "--root", str(root), "-m", "-s", "/bin/bash", "-p", "*", user.name])
+        if user.password:
+            subprocess.run(["chpasswd", "--root", str(root)], input=f"{user.name}:{user.password}\n",
+                           text=True, check=True, capture_output=True)
+    uid = gid = None
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user.name:
+            uid, gid = int(fields[2]), int(fields[3])
+    home = root / "home" / user.name
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(pubkey)
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, uid, gid)
+    rule = "ALL=(ALL:ALL) " + ("ALL" if user.password else "NOPASSWD: ALL")
+    sudoers = root / "etc/sudoers.d" / user.name
+    sudoers.write_text(f"{user.name} {rule}\n")
+    sudoers.chmod(0o440)
+
+
+def write_etc_hosts(root: Path, text: str) -> None:
+    """/etc/hosts of a host (atomically: the host may be reading it)."""
+    tmp = root / "etc/.hosts.testbed"
+    tmp.write_text(text)
+    tmp.rename(root / "etc/hosts")
+
+
+def host_mounts(name: str = "") -> list[str]:
+    """Every mount point under the testbed's hosts directory (ours by location), or under
+    one host's directory."""
+    prefix = str(config.HOSTS_DIR / name) + "/" if name else str(config.HOSTS_DIR) + "/"
     out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -201,10 +241,12 @@ def host_mounts() -> list[str]:
     return out
 
 
-def remove_hosts_dir() -> None:
-    """Unmount every host root (deepest first) and delete the per-host directories."""
-    for mp in sorted(host_mounts(), key=len, reverse=True):
+def remove_hosts_dir(name: str = "") -> None:
+    """Unmount every host root (deepest first) and delete the per-host directories; or only
+    those of host `name`."""
+    for mp in sorted(host_mounts(name), key=len, reverse=True):
         if subprocess.run(["umount", mp], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", mp], check=False)
-    if not host_mounts():
-        shutil.rmtree(config.HOSTS_DIR, ignore_errors=True)
+    if not host_mounts(name):
+        shutil.rmtree(config.HOSTS_DIR / name if name else config.HOSTS_DIR,
+                      ignore_errors=True)

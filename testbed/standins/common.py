@@ -68,9 +68,17 @@ def serve(ip, port, handle, name):
         def log_message(self, fmt, *args):
             logging.debug("http %s " + fmt, self.address_string(), *args)
 
-    ThreadingHTTPServer.allow_reuse_address = True
-    ThreadingHTTPServer.daemon_threads = True
-    server = ThreadingHTTPServer((ip, port), Handler)
+    class Server(ThreadingHTTPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            # A client that gave up (its timeout, while a standby held the request) is
+            # normal; anything else is a bug worth its traceback.
+            if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+                super().handle_error(request, client_address)
+
+    server = Server((ip, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True, name=f"{name}-http").start()
     return server
 
@@ -126,9 +134,10 @@ def setup_logging(prog, log_dir=None, verbose=False):
     logging.getLogger("kazoo").setLevel(logging.WARNING)
 
 
-def wait_for_sigterm():
-    """Block until SIGTERM or SIGINT; returns so the caller can shut down cleanly."""
-    stop = threading.Event()
+def wait_for_sigterm(stop=None):
+    """Block until SIGTERM or SIGINT (or until `stop`, an Event, is set: a daemon's own
+    reason to end); returns so the caller can shut down cleanly."""
+    stop = stop or threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     while not stop.wait(1):

@@ -8,6 +8,7 @@ ZooKeeper is Debian's `zookeeper` package run directly with a temporary config a
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -86,11 +87,34 @@ def start_zookeeper(workdir, port=2181):
     return proc
 
 
-def standin(module, args, log, env=None):
-    """Start `python3 -m testbed.standins.<module> ARGS` from the repository root."""
-    full_env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), **(env or {}))
-    return Proc([sys.executable, "-m", f"testbed.standins.{module}", *args], log,
-                cwd=str(REPO_ROOT), env=full_env)
+def standin(module, args, log, env=None, versions=None):
+    """Start `python3 -m testbed.standins.<module> ARGS` from the repository root; with
+    `versions` ({"marathon": "1.6.322"}), a copy of the modules that reports those versions, as
+    the packaged daemons do (testbed/repo.py writes the same `_versions.json`)."""
+    package, root = "testbed.standins", REPO_ROOT
+    if versions:
+        root = pathlib.Path(log).with_suffix(".pkg")
+        copy = root / "standins"
+        copy.mkdir(parents=True, exist_ok=True)
+        for src in (REPO_ROOT / "testbed/standins").glob("*.py"):
+            shutil.copy(src, copy / src.name)
+        (copy / "_versions.json").write_text(json.dumps(versions))
+        package = "standins"
+    full_env = dict(os.environ, PYTHONPATH=str(root), **(env or {}))
+    return Proc([sys.executable, "-m", f"{package}.{module}", *args], log,
+                cwd=str(root), env=full_env)
+
+
+def stop_cluster(procs, agent_work_dirs):
+    """Stop every daemon of `procs` ({name: Proc}), ZooKeeper ("zk") last, and end the tasks
+    the agents leave running."""
+    for name, p in procs.items():
+        if name != "zk":
+            p.stop()
+    if "zk" in procs:
+        procs["zk"].stop()
+    for work_dir in agent_work_dirs:
+        kill_checkpointed_tasks(work_dir)
 
 
 def kill_checkpointed_tasks(work_dir):

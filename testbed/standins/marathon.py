@@ -5,10 +5,19 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
   zk://localhost:2181/marathon, `--http_port` 8080;
 - HA: every instance joins an election under `<zk path>/leader/` (ephemeral sequential, data
   `host:port`); the leader serves, the others proxy every request to it (X-Marathon-Via), the
-  leader sets X-Marathon-Leader, 502 "Could not determine the current leader" when none;
-- apps, the version each task was launched with and the framework id live in ZooKeeper
-  (`<zk path>/state/...`), so they survive a leader change; the new leader reconciles: it keeps
-  the tasks the Mesos master reports and launches only the missing ones;
+  leader sets X-Marathon-Leader. As LeaderProxyFilter: while no other leader is known a
+  standby holds a request up to 2.75 s, then 503 "Could not determine the current leader";
+  a leader that refuses the connection: 503 (1.4) / 502 (1.6) "Connection to leader refused.",
+  that times out: 504 (Jetty's HTML error pages). The leader exits as soon as its ZooKeeper
+  connection is suspended (Curator's LeaderLatch loses leadership, Marathon then terminates);
+- apps, the framework id and Marathon's own record of each task (its app, the version it was
+  launched with, its agent and state) live in ZooKeeper (`<zk path>/state/...`), so they
+  survive a leader change. The records change on status updates and on reconciliation with
+  the master's state, never because the master does not list a task: a master failover or an
+  agent that re-registers late launches no copy; an unreachable task (its machine DOWN, its
+  agent removed) is replaced after unreachableStrategy.inactiveAfterSeconds (marathon_tasks.py);
+- `--enable_features maintenance_mode` (1.6): no launch on an agent in a maintenance window
+  of the master's schedule (from `--draining_seconds` before it starts);
 - the subset of REST v2 that the tasks use, with the real status codes, bodies and
   headers: apps (create, partial or whole update, scale, restart, destroy), groups (POST, PUT),
   deployments (list; DELETE rolls back with a new deployment, ?force=true stops it: 202, no
@@ -34,9 +43,10 @@ import time
 import urllib.parse
 import uuid
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
-from . import common, flags as flagslib, marathon_apps as apps, zk as zklib
+from . import common, flags as flagslib, maintenance, marathon_apps as apps, zk as zklib
+from .marathon_tasks import FAILURES, TaskRecords
 from .common import Response
 
 log = logging.getLogger("marathon")
@@ -44,8 +54,6 @@ PROG = "marathon"
 VERSION = common.version("marathon", "1.4.8")
 TICK = 1.0
 PARTIAL_UPDATE_PARAM = tuple(map(int, VERSION.split(".")[:2])) >= (1, 5)
-MESOS_SETTLE = 6.0      # after a Mesos leader change, let agents re-register before scaling
-LAUNCH_CONFIRM = 30.0   # a launched task not yet in the master's state still counts for this long
 
 _S, _I, _F, _B = str, int, float, bool
 SPEC = {name: (_S, None) for name in (
@@ -57,7 +65,7 @@ SPEC = {name: (_S, None) for name in (
     "plugin_conf", "plugin_dir", "ssl_keystore_password", "ssl_keystore_path", "webui_url",
     "zk", "gpu_scheduling_behavior", "internal_store_backend", "logstash", "sentry")}
 SPEC.update({name: (_I, None) for name in (
-    "decline_offer_duration", "failover_timeout", "http_max_concurrent_requests", "http_port",
+    "decline_offer_duration", "draining_seconds", "failover_timeout", "http_max_concurrent_requests", "http_port",
     "https_port", "leader_proxy_connection_timeout", "leader_proxy_read_timeout",
     "local_port_max", "local_port_min", "max_apps", "max_tasks_per_offer",
     "min_revive_offers_interval", "on_elected_prepare_timeout", "reconciliation_initial_delay",
@@ -75,10 +83,32 @@ DEFAULTS = {"zk": "zk://localhost:2181/marathon", "http_port": 8080, "https_port
             "local_port_max": 20000, "zk_timeout": 10000, "zk_session_timeout": 10000}
 
 
-def load_flags(argv):
-    f = flagslib.parse_scallop(argv, SPEC)
+# --enable_features (Features.scala): 1.6 adds maintenance_mode, with --draining_seconds.
+FEATURES = {
+    "vips": "Enable networking VIPs UI",
+    "task_killing": "Enable the optional TASK_KILLING state, available in Mesos 0.28 and later",
+    "external_volumes": "Enable external volumes support in Marathon",
+    "secrets": "Enable support for secrets in Marathon (experimental)",
+    "gpu_resources": "Enable support for GPU in Marathon (experimental)",
+}
+FEATURES_1_6 = dict(FEATURES, maintenance_mode="Enable support for maintenance mode  in "
+                                               "Marathon (experimental)")
+
+
+def load_flags(argv, version=VERSION):
+    since_1_6 = _version_at_least(version, 1, 6)
+    spec = SPEC if since_1_6 else {k: v for k, v in SPEC.items() if k != "draining_seconds"}
+    f = flagslib.parse_scallop(argv, spec)
     if f["help"] or f["version"]:
         return f
+    f.setdefault("draining_seconds", None)
+    features = FEATURES_1_6 if since_1_6 else FEATURES
+    unknown = [x for x in (f["enable_features"] or "").split(",")
+               if x.strip() and x.strip() not in features]
+    if unknown:
+        raise flagslib.FlagError(
+            f"Unknown features specified: {', '.join(unknown)}. Available features are: "
+            + ", ".join(f"{name} - {text}" for name, text in features.items()))
     for name, value in DEFAULTS.items():
         if f[name] is None:
             f[name] = value
@@ -104,16 +134,15 @@ class Marathon:
         self.apps = {}                  # id -> app (leader only; persisted in ZooKeeper)
         self.deployments = {}           # id -> deployment (leader memory)
         self.plans = {}                 # deployment id -> (original, target): {app id: app|None}
-        self.task_versions = {}         # task id -> {"version", "config"} of its app at launch
-        self.launched = {}              # task id -> (app id, time, agent id): not yet seen
+        self.records = TaskRecords(_ZkTasks(self))  # our tasks (marathon_tasks.py)
         self.failures = {}              # app id -> (consecutive failures, last failure dict)
-        self.seen_done = set()          # completed task ids already counted
         self.next_launch = {}           # app id -> earliest time to launch again (backoff)
         self.framework_id = None
         self.mesos = None               # last MasterInfo of the Mesos leader
-        self.mesos_changed_at = 0.0
-        self.tasks = []                 # our live tasks, from the master's state
-        self.agents = {}
+        self.agents = {}                # the active agents, from the master's state
+        self.visible = set()            # our task ids the master's state showed last
+        self.strays = []                # tasks the master runs for us that we do not know
+        self.windows = {}               # machine key -> unavailability (maintenance_mode)
         self.stopping = False
         self.rejoin = False             # a standby whose session expired stands again
 
@@ -137,10 +166,15 @@ class Marathon:
                                     ephemeral=True, sequence=True)
 
     def _on_zk_state(self, state):
-        if state == "LOST" and self.elected and not self.stopping:
-            # Marathon abdicates and exits when its ZooKeeper session expires; systemd restarts it.
-            log.critical("Lost leadership (ZooKeeper session expired); exiting")
-            os._exit(1)
+        if state in ("SUSPENDED", "LOST") and self.elected and not self.stopping:
+            # Curator's LeaderLatch gives up leadership as soon as the connection is suspended,
+            # and Marathon exits when it loses leadership ("Terminating after loss of
+            # leadership"); systemd restarts it. Its candidate node stays until the session
+            # expires, unless the client got through to another server in the meantime.
+            log.critical("Lost leadership (ZooKeeper connection %s); exiting", state.lower())
+            self.elected = False
+            threading.Thread(target=self._exit_after_abdication, daemon=True).start()
+            return
         if state == "LOST" and self.ha:
             # A standby's candidate node died with its session: stand again once reconnected
             # (as Curator's LeaderLatch does), or it would follow a stale leader forever.
@@ -150,10 +184,42 @@ class Marathon:
             # Listeners must not block kazoo's event thread: do the ZooKeeper calls elsewhere.
             threading.Thread(target=self._stand_again, daemon=True).start()
 
+    def _abdicate(self):
+        """DELETE /v2/leader on the leader (a standby proxies it here): LeaderResource answers,
+        then the election service abdicates and Marathon exits (systemd starts it again). Its
+        ZooKeeper client is connected, so its candidate node goes at once and a standby wins."""
+        log.info("Abdicating leadership on request")
+        self.elected = False
+        self.stopping = True        # no reaction to the session closing below
+
+        def later():
+            time.sleep(0.2)         # the answer goes out first
+            self._exit_after_abdication()
+        threading.Thread(target=later, daemon=True).start()
+        return Response(200, {"message": "Leadership abdicated"})
+
+    def _exit_after_abdication(self):
+        """Marathon's shutdown hooks abdicate and close the ZooKeeper client (which deletes
+        its ephemeral nodes if it is connected again by then), then the JVM exits."""
+        try:
+            self.zk.stop()
+        finally:
+            os._exit(1)
+
     def _stand_again(self):
+        """Join the election again under a new session. The election's znode may be gone too
+        (an ensemble that re-formed from another member's data): Curator creates the parents
+        again, and so does this; a connection lost meanwhile means trying again."""
         log.info("ZooKeeper session re-established; joining the election again")
-        self._candidate()
-        self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+        while not self.stopping:
+            try:
+                self.zk.ensure_path(f"{self.path}/leader")
+                self._candidate()
+                self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+                return
+            except KazooException as e:
+                log.warning("Could not join the election (%r); trying again", e)
+                time.sleep(1)
 
     def _on_candidates(self, children):
         if self.stopping:
@@ -186,14 +252,15 @@ class Marathon:
         return f"{self.path}/state/apps/" + urllib.parse.quote(app_id, safe="")
 
     def _load_state(self):
+        for node in ("state/apps", "state/tasks"):   # gone if the ensemble lost its data
+            self.zk.ensure_path(f"{self.path}/{node}")
         self.apps = {}
         for name in self.zk.get_children(f"{self.path}/state/apps"):
             app = json.loads(self.zk.get(f"{self.path}/state/apps/{name}")[0].decode())
             self.apps[app["id"]] = app
-        self.task_versions = {}
-        for name in self.zk.get_children(f"{self.path}/state/tasks"):
-            self.task_versions[name] = json.loads(
-                self.zk.get(f"{self.path}/state/tasks/{name}")[0].decode())
+        self.records = TaskRecords(_ZkTasks(self), [
+            json.loads(self.zk.get(f"{self.path}/state/tasks/{name}")[0].decode())
+            for name in self.zk.get_children(f"{self.path}/state/tasks")])
         try:
             self.framework_id = self.zk.get(f"{self.path}/state/framework-id")[0].decode()
         except NoNodeError:
@@ -216,12 +283,13 @@ class Marathon:
             return
         if self.mesos is None or leader.get("id") != self.mesos.get("id"):
             log.info("Mesos leader is %s", leader["pid"])
-            self.mesos, self.mesos_changed_at = leader, time.time()
+            self.mesos = leader
         url = detector.url(leader)
         status, reply, _ = common.call("POST", url + "/standin/register_framework", {
             "framework_id": self.framework_id, "name": self.flags["framework_name"],
             "hostname": self.flags["hostname"], "failover_timeout": self.flags[
-                "failover_timeout"], "webui_url": f"http://{self.me}"})
+                "failover_timeout"], "webui_url": f"http://{self.me}",
+            "capabilities": [{"type": "PARTITION_AWARE"}]})
         if status != 200:
             return
         if reply["framework_id"] != self.framework_id:
@@ -232,75 +300,88 @@ class Marathon:
                 self.zk.create(f"{self.path}/state/framework-id", self.framework_id.encode())
             except NodeExistsError:
                 self.zk.set(f"{self.path}/state/framework-id", self.framework_id.encode())
+        # Status updates first, then the state: a task the state shows as ended has its
+        # update queued already, so reconciliation never guesses an end a later update tells.
+        status, reply, _ = common.call("POST", url + "/standin/updates",
+                                       {"framework_id": self.framework_id})
+        updates = reply["updates"] if status == 200 else []
+        fetched_at = time.time()
         status, state, _ = common.call("GET", url + "/master/state")
         if status != 200:
             return
+        windows = self._maintenance_windows(url)
+        # HTTP to the master happens outside the lock, so the API never waits on Mesos.
         with self.lock:
-            self._observe(state)
-            settled = (time.time() - self.mesos_changed_at > MESOS_SETTLE
-                       and time.time() - self.elected_at > 2 * TICK)
-            if settled:
-                self._scale(url)
+            for u in updates:
+                self._outcome(self.records.apply(u["task_id"], u["state"], u["timestamp"],
+                                                 u.get("reason"), u.get("message", "")),
+                              u["state"], u.get("message", ""))
+            self._observe(state, fetched_at)
+            self.windows = windows
+            self._scale(url)
             self._advance_deployments()
 
-    def _observe(self, state):
-        fw = next((f for f in state["frameworks"] if f["id"] == self.framework_id), None)
+    def _observe(self, state, fetched_at):
+        """The master's state: which agents are active, and reconciliation of our tasks."""
+        fw = next((f for f in state["frameworks"] if f["id"] == self.framework_id), {})
         self.agents = {a["id"]: a for a in state["slaves"] if a["active"]}
-        self.tasks = [t for t in (fw or {}).get("tasks", [])]
-        live = {t["id"] for t in self.tasks}
-        now = time.time()
-        self.launched = {tid: v for tid, v in self.launched.items()
-                         if tid not in live and now - v[1] < LAUNCH_CONFIRM}
-        for t in (fw or {}).get("completed_tasks", []):
-            if t["id"] in self.seen_done:
-                continue
-            self.seen_done.add(t["id"])
-            self.launched.pop(t["id"], None)
-            launched_as = self.task_versions.pop(t["id"], {})
-            try:
-                self.zk.delete(f"{self.path}/state/tasks/{t['id']}")
-            except NoNodeError:
-                pass
-            app_id = apps.app_of_task(t["id"])
-            if app_id not in self.apps:
-                continue
-            if t["state"] in ("TASK_FAILED", "TASK_LOST", "TASK_ERROR"):
-                count, _ = self.failures.get(app_id, (0, None))
-                status = (t.get("statuses") or [{}])[-1]
-                failure = {"appId": app_id, "host": self._host(t), "message":
-                           status.get("message", ""), "state": t["state"], "taskId": t["id"],
-                           "timestamp": apps.timestamp(status.get("timestamp")),
-                           "version": launched_as.get("version", self.apps[app_id]["version"]),
-                           "slaveId": t["slave_id"]}
-                self.failures[app_id] = (count + 1, failure)
-                app = self.apps[app_id]
-                delay = min(app["backoffSeconds"] * app["backoffFactor"] ** count,
-                            app["maxLaunchDelaySeconds"])
-                self.next_launch[app_id] = now + delay
-            elif t["state"] == "TASK_FINISHED" and app_id in self.failures:
-                self.failures[app_id] = (0, self.failures[app_id][1])
+        live = {t["id"]: t["state"] for t in fw.get("tasks", [])}
+        ended = {t["id"] for key in ("completed_tasks", "unreachable_tasks")
+                 for t in fw.get(key, [])}
+        self.visible = set(live)
+        for outcome in self.records.reconcile(live, ended, set(self.agents), fetched_at):
+            self._outcome(outcome, outcome[0]["state"], "Reconciliation")
+        self.strays = [tid for tid in live if tid not in self.records.records]
 
-    def _host(self, task):
-        agent = self.agents.get(task["slave_id"])
-        return agent["hostname"] if agent else ""
+    def _outcome(self, outcome, state, message):
+        """Act on what a status update did to a task's record: count failures (backoff,
+        lastTaskFailure), log ends and unreachable tasks."""
+        if outcome is None:
+            return
+        record, kind = outcome
+        if kind == "changed":
+            return
+        log.info("Task %s of %s is %s: %s", record["id"], record["app"],
+                 "TASK_UNREACHABLE" if kind == "unreachable" else state, message)
+        app = self.apps.get(record["app"])
+        if kind != "ended" or app is None:
+            return
+        if state in FAILURES or (state == "TASK_LOST" and kind == "ended"):
+            count, _ = self.failures.get(app["id"], (0, None))
+            now = time.time()
+            self.failures[app["id"]] = (count + 1, {
+                "appId": app["id"], "host": record["host"], "message": message,
+                "state": state, "taskId": record["id"], "timestamp": apps.timestamp(now),
+                "version": record["version"], "slaveId": record["agent_id"]})
+            self.next_launch[app["id"]] = now + min(
+                app["backoffSeconds"] * app["backoffFactor"] ** count,
+                app["maxLaunchDelaySeconds"])
+        elif state == "TASK_FINISHED" and app["id"] in self.failures:
+            self.failures[app["id"]] = (0, self.failures[app["id"]][1])
 
     def _app_tasks(self, app_id):
-        return [t for t in self.tasks if apps.app_of_task(t["id"]) == app_id]
+        return self.records.of_app(app_id)
+
+    def _counted(self, app):
+        """The app's tasks that count as instances: all but the unreachable ones whose
+        unreachableStrategy says they are to be replaced."""
+        now = time.time()
+        return [t for t in self._app_tasks(app["id"]) if not self.records.inactive(t, app, now)]
 
     def _current(self, task, app):
         """Launched with the app's present configuration (a restart or config change makes the
-        running tasks old). A task whose launch was not recorded counts as current."""
-        launched_as = self.task_versions.get(task["id"])
-        return launched_as is None or launched_as["config"] == _config_version(app)
+        running tasks old)."""
+        return task["config"] == _config_version(app)
 
     def _scale(self, master_url):
+        for record in self.records.expunge(self.apps, time.time()):
+            log.info("Expunged unreachable task %s", record["id"])
+            self._kill(master_url, record)
         for app_id, app in list(self.apps.items()):
-            tasks = self._app_tasks(app_id)
+            tasks = self._counted(app)
             current = [t for t in tasks if self._current(t, app)]
             old = [t for t in tasks if not self._current(t, app)]
-            pending = [v for v in self.launched.values()
-                       if v[0] == app_id and v[3] == _config_version(app)]
-            missing = app["instances"] - len(current) - len(pending)
+            missing = app["instances"] - len(current)
             if missing > 0 and time.time() >= self.next_launch.get(app_id, 0):
                 for _ in range(missing):
                     if not self._launch(master_url, app):
@@ -312,9 +393,12 @@ class Marathon:
             if old and sum(t["state"] == "TASK_RUNNING" for t in current) >= app["instances"]:
                 for t in old:
                     self._kill(master_url, t)
-        for t in self.tasks:  # tasks of deleted apps
-            if apps.app_of_task(t["id"]) not in self.apps:
+        for t in list(self.records.records.values()):  # tasks of deleted apps
+            if t["app"] not in self.apps:
                 self._kill(master_url, t)
+        for tid in self.strays:  # Marathon kills a task it does not know
+            log.info("Killing unknown task %s", tid)
+            self._kill(master_url, {"id": tid})
 
     def _kill(self, master_url, task):
         common.call("POST", master_url + "/standin/kill",
@@ -322,16 +406,18 @@ class Marathon:
 
     @staticmethod
     def _started(task):
-        return task["statuses"][0]["timestamp"] if task.get("statuses") else 0
+        return task["launched_at"]
 
     def _launch(self, master_url, app):
         for agent in sorted(self.agents.values(), key=lambda a: a["id"]):
+            if self._in_maintenance(agent):
+                continue
             free = {k: agent["resources"].get(k, 0) - agent["used_resources"].get(k, 0)
                     for k in ("cpus", "mem", "disk")}
-            for aid, _, on, _ in self.launched.values():  # launches the master may not show yet
-                if on == agent["id"]:
+            for t in self.records.records.values():  # launches the master did not show yet
+                if t["agent_id"] == agent["id"] and t["id"] not in self.visible:
                     for k in free:
-                        free[k] -= self.apps.get(aid, {}).get(k, 0)
+                        free[k] -= t["resources"].get(k, 0)
             if any(app[k] > free[k] + 1e-9 for k in free):
                 continue
             ports = self._ports(agent, len(app["portDefinitions"]))
@@ -349,6 +435,10 @@ class Marathon:
             resources = {"cpus": app["cpus"], "mem": app["mem"], "disk": app["disk"]}
             if ports:
                 resources["ports"] = common.ranges_text(ports)
+            # Recorded before it is sent: a leader that dies in between leaves a record, which
+            # reconciliation settles, never a task nobody knows.
+            self.records.launched(tid, app["id"], app["version"], _config_version(app), agent,
+                                  resources, time.time())
             status, reply, _ = common.call("POST", master_url + "/standin/launch", {
                 "framework_id": self.framework_id, "agent_id": agent["id"],
                 "task": {"task_id": tid, "name": app["id"].strip("/").replace("/", "."),
@@ -356,14 +446,33 @@ class Marathon:
                          "labels": [{"key": k, "value": v} for k, v in app["labels"].items()]}})
             if status == 200:
                 log.info("Launched task %s on agent %s", tid, agent["hostname"])
-                self.launched[tid] = (app["id"], time.time(), agent["id"],
-                                      _config_version(app))
-                launched_as = {"version": app["version"], "config": _config_version(app)}
-                self.task_versions[tid] = launched_as
-                self.zk.create(f"{self.path}/state/tasks/{tid}", json.dumps(launched_as).encode())
                 return True
+            self.records.forget(tid)
             log.warning("Launch of %s on %s refused: %s", tid, agent["id"], reply)
         return False
+
+    def _maintenance_windows(self, master_url):
+        """Marathon 1.6 with `--enable_features maintenance_mode` declines offers from agents
+        in a maintenance window; the offers' unavailability is the master's schedule."""
+        if "maintenance_mode" not in [x.strip() for x in
+                                      (self.flags["enable_features"] or "").split(",")]:
+            return {}
+        status, schedule, _ = common.call("GET", master_url + "/master/maintenance/schedule")
+        return {k: w for k, (_, w) in maintenance.windows_of(schedule).items()} \
+            if status == 200 else self.windows
+
+    def _in_maintenance(self, agent):
+        """Availability.offerAvailable (1.6): from `draining_seconds` before the window's start
+        until its end (for ever without a duration)."""
+        window = self.windows.get(maintenance.key(
+            {"hostname": agent["hostname"], "ip": agent["pid"].rsplit("@", 1)[1].split(":")[0]}))
+        if window is None:
+            return False
+        now_ns = time.time() * 1e9
+        start = window["start"]["nanoseconds"]
+        if now_ns < start - (self.flags["draining_seconds"] or 0) * 1e9:
+            return False
+        return "duration" not in window or now_ns <= start + window["duration"]["nanoseconds"]
 
     def _ports(self, agent, count):
         if count == 0:
@@ -452,37 +561,45 @@ class Marathon:
         return view
 
     def _task_view(self, t):
-        running = [s["timestamp"] for s in t.get("statuses", []) if s["state"] == "TASK_RUNNING"]
-        first = t["statuses"][0]["timestamp"] if t.get("statuses") else None
+        running = [s["timestamp"] for s in t["statuses"] if s["state"] == "TASK_RUNNING"]
         ports = [p for lo, hi in common.parse_ranges(t["resources"].get("ports", ""))
                  for p in range(lo, hi + 1)]
-        return {"id": t["id"], "appId": apps.app_of_task(t["id"]), "host": self._host(t),
-                "slaveId": t["slave_id"], "state": t["state"], "ports": ports,
-                "stagedAt": apps.timestamp(first) if first else None,
+        return {"id": t["id"], "appId": t["app"], "host": t["host"], "slaveId": t["agent_id"],
+                "state": t["state"], "ports": ports, "stagedAt": apps.timestamp(t["launched_at"]),
                 "startedAt": apps.timestamp(running[0]) if running else None,
-                "version": self.task_versions.get(t["id"], {}).get(
-                    "version", self.apps.get(apps.app_of_task(t["id"]), {}).get("version")),
-                "ipAddresses": [], "healthCheckResults": []}
+                "version": t["version"], "ipAddresses": [], "healthCheckResults": []}
 
     def handle(self, req):
         p = req.path.rstrip("/") or "/"
         if p == "/ping":
             return Response(200, "pong\n", content_type="text/plain")
-        if p == "/v2/leader":
+        if p == "/v2/leader" and req.method == "GET":
             if not self.leader:
                 return Response(404, {"message": "There is no leader"})
             return Response(200, {"leader": self.leader})
         if not self.elected:
             return self._proxy(req)
+        if p == "/v2/leader" and req.method == "DELETE":
+            return self._abdicate()
         with self.lock:
             resp = self._route(req, p)
         resp.headers["X-Marathon-Leader"] = f"http://{self.me}"
         return resp
 
     def _proxy(self, req):
-        if not self.leader or self.leader == self.me:
-            return Response(502, "Could not determine the current leader",
-                            content_type="text/plain")
+        """LeaderProxyFilter: while the leadership is in flux (no leader known, or ourselves
+        named but not elected) hold the request up to 11 x 250 ms, then 503; forward it to the
+        leader otherwise, and say why when that fails."""
+        for _ in range(11):
+            if self.elected or (self.leader and self.leader != self.me):
+                break
+            time.sleep(0.25)
+        else:
+            return _jetty_error(503, "Could not determine the current leader", req.path)
+        if self.elected:
+            return self.handle(req)
+        if f"1.1 {self.me}" in req.headers.get("X-Marathon-Via", ""):
+            return _jetty_error(502, "Detected proxying loop.", req.path)
         url = f"http://{self.leader}{req.path}"
         if req.query:
             url += "?" + urllib.parse.urlencode(req.query, doseq=True)
@@ -490,11 +607,19 @@ class Marathon:
                    if k.lower() in ("content-type", "accept", "authorization")}
         headers["X-Marathon-Via"] = f"1.1 {self.me}"
         try:
-            status, body, rheaders = common.raw_call(req.method, url, req.body or None,
-                                                     headers, timeout=10)
-        except OSError:
-            return Response(502, "Could not determine the current leader",
-                            content_type="text/plain")
+            status, body, rheaders = common.raw_call(
+                req.method, url, req.body or None, headers,
+                timeout=(self.flags["leader_proxy_read_timeout"] or 10000) / 1000)
+        except OSError as e:
+            reason = getattr(e, "reason", e)   # urllib wraps what connect() raised
+            if isinstance(reason, ConnectionRefusedError):
+                # 1.4 answers 503, 1.6 502 (LeaderProxyFilter of each).
+                return _jetty_error(502 if _version_at_least(VERSION, 1, 6) else 503,
+                                    "Connection to leader refused.", req.path)
+            if isinstance(reason, TimeoutError):
+                return _jetty_error(504, "Connection to leader timed out.", req.path)
+            return _jetty_error(502, "Failed to successfully establish a connection to the "
+                                     "leader.", req.path)
         keep = {k: v for k, v in rheaders.items() if k.lower() in (
             "content-type", "location", "marathon-deployment-id", "x-marathon-leader")}
         keep["X-Marathon-Via"] = f"1.1 {self.me}"
@@ -515,7 +640,8 @@ class Marathon:
                 return _not_allowed()
             return self._cancel(p[len("/v2/deployments/"):], _flag(req, "force", False))
         if p == "/v2/tasks" and m == "GET":
-            return Response(200, {"tasks": [self._task_view(t) for t in self.tasks]})
+            return Response(200, {"tasks": [self._task_view(t)
+                                            for t in self.records.records.values()]})
         if p == "/v2/queue" and m == "GET":
             return Response(200, {"queue": self._queue()})
         if p.startswith("/v2/queue/") and p.endswith("/delay") and m == "DELETE":
@@ -701,10 +827,7 @@ class Marathon:
 
     def _waiting(self, app):
         """How many of the app's instances wait to be launched."""
-        current = [t for t in self._app_tasks(app["id"]) if self._current(t, app)]
-        pending = [v for v in self.launched.values()
-                   if v[0] == app["id"] and v[3] == _config_version(app)]
-        return app["instances"] - len(current) - len(pending)
+        return app["instances"] - sum(self._current(t, app) for t in self._counted(app))
 
     def _queue(self):
         now, entries = time.time(), []
@@ -756,6 +879,46 @@ class Marathon:
                                      "zk_max_versions": f["zk_max_versions"]},
                 "http_config": {"http_port": f["http_port"], "https_port": f["https_port"]},
                 "event_subscriber": None}
+
+
+class _ZkTasks:
+    """Where the task records live: `<zk path>/state/tasks/<task id>` (JSON)."""
+
+    def __init__(self, marathon):
+        self.marathon = marathon
+
+    def put(self, task_id, record):
+        m, data = self.marathon, json.dumps(record).encode()
+        try:
+            m.zk.set(f"{m.path}/state/tasks/{task_id}", data)
+        except NoNodeError:
+            m.zk.create(f"{m.path}/state/tasks/{task_id}", data)
+
+    def delete(self, task_id):
+        m = self.marathon
+        try:
+            m.zk.delete(f"{m.path}/state/tasks/{task_id}")
+        except NoNodeError:
+            pass
+
+
+def _version_at_least(version, major, minor):
+    return tuple(int(x) for x in version.split(".")[:2]) >= (major, minor)
+
+
+def _jetty_error(status, reason, path):
+    """What Marathon's Jetty answers to response.sendError(status, reason)."""
+    return Response(status, f"""<html>
+<head>
+<meta http-equiv="Content-Type" content="text/html;charset=utf-8"/>
+<title>Error {status} {reason}</title>
+</head>
+<body><h2>HTTP ERROR {status}</h2>
+<p>Problem accessing {path}. Reason:
+<pre>    {reason}</pre></p><hr><i><small>Powered by Jetty://</small></i><hr/>
+</body>
+</html>
+""", content_type="text/html;charset=utf-8")
 
 
 def _config_version(app):

@@ -11,10 +11,22 @@ What it keeps from the real master, because the project's tasks and runbooks dep
   Restart=always restarts it);
 - losing the ZooKeeper session while elected makes it exit ("committing suicide"), as the real one;
 - HTTP: /master/state (+ /state), 307 from non-leaders, /master/redirect, /master/health,
-  /metrics/snapshot, with the real field names.
-What it drops: offers, the allocator, authentication, a persisted registry (agents simply
+  /metrics/snapshot, with the real field names;
+- an agent re-registering (after a master failover, its own restart, a new ZooKeeper URL)
+  reports its tasks: the master takes their latest state, and a task it has on that agent which
+  the agent does not know becomes TASK_DROPPED (REASON_RECONCILIATION), as real reconciliation
+  through the agent ends; an agent silent for 75 s is unreachable (TASK_UNREACHABLE for
+  partition-aware frameworks such as Marathon, TASK_LOST for others);
+- maintenance (see maintenance.py): /master/maintenance/schedule (GET, POST replaces it),
+  /master/machine/down (the machine's agents are told to shut down and removed: their tasks
+  become TASK_LOST, REASON_SLAVE_REMOVED), /master/machine/up, /master/maintenance/status, each
+  also without the /master prefix; an agent on a DOWN machine is refused ("Machine is `DOWN`")
+  and shuts down. The schedule and the DOWN machines survive a failover, as in the real
+  registry: the leader keeps them in the znode `<zk path>/standin_registry`.
+What it drops: offers, the allocator, authentication, the registry's agent list (agents simply
 re-register with each new leader, as they do after a real failover).
-Agents and frameworks talk to it through `/standin/*` (test equipment only).
+Agents and frameworks talk to it through `/standin/*` (test equipment only); status updates
+for a framework queue up until it fetches them (`/standin/updates`), as acknowledged updates.
 """
 import collections
 import json
@@ -25,9 +37,12 @@ import struct
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 
-from . import common, flags as flagslib, zk as zklib
+from kazoo.exceptions import NoNodeError
+
+from . import common, flags as flagslib, maintenance, zk as zklib
 from .common import Response
 
 log = logging.getLogger("mesos-master")
@@ -38,6 +53,8 @@ TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ER
 AGENT_INACTIVE_AFTER = 10.0     # seconds without a heartbeat: the agent counts as disconnected
 AGENT_REMOVED_AFTER = 75.0      # agent_ping_timeout (15secs) x max_agent_ping_timeouts (5)
 FRAMEWORK_INACTIVE_AFTER = 15.0
+MAX_PENDING_UPDATES = 1000    # per framework, oldest dropped first
+REGISTRY_ZNODE = "standin_registry"  # the maintenance part of the registry (see docstring)
 
 # Mesos 1.4 master flags (a flag not listed here is unknown, hence fatal, as in Mesos).
 _S, _I, _F, _B, _D = str, int, float, bool, "duration"
@@ -122,7 +139,9 @@ class Master:
         self.log_recovered = False  # this master's replica of the replicated log
         self.start_time = time.time()
         self.agents = {}            # id -> agent dict
-        self.frameworks = {}        # id -> framework dict (tasks, completed_tasks)
+        self.frameworks = {}        # id -> framework dict (tasks, completed_tasks, updates)
+        self.schedule = {}          # the maintenance schedule, as last accepted
+        self.down = {}              # machine key -> MachineID of each machine in DOWN mode
         self.next_agent = 0
         self.next_framework = 0
         self.zk = None
@@ -185,7 +204,8 @@ class Master:
         return replicas >= self.flags["quorum"]
 
     def _recover(self):
-        """Wait for a quorum of log replicas, as the registrar's first fetch does."""
+        """Wait for a quorum of log replicas, as the registrar's first fetch does; then read
+        the maintenance state the previous leaders kept."""
         timeout = self.flags["registry_fetch_timeout"]
         deadline = time.time() + timeout
         while True:
@@ -196,10 +216,35 @@ class Master:
                              "fetch within %s", flagslib.format_duration(timeout))
                 os._exit(1)
             time.sleep(0.5)
+        registry = self._read_registry()
         with self.lock:
+            self.schedule = registry.get("schedule", {})
+            self.down = {maintenance.key(m): m for m in registry.get("down", [])}
             self.log_recovered = self.recovered = True  # the registrar reads through the log
         log.info("Recovered 0 agents from the registry; allowing %s for agents to reregister",
                  flagslib.format_duration(self.flags["agent_reregister_timeout"]))
+
+    def _registry_node(self):
+        return f"{self.zk_path}/{REGISTRY_ZNODE}"
+
+    def _read_registry(self):
+        if self.zk is None:
+            return {}
+        try:
+            return json.loads(self.zk.get(self._registry_node())[0].decode() or "{}")
+        except NoNodeError:
+            return {}
+
+    def _store_registry(self):
+        """What the real registrar keeps in the replicated log about maintenance."""
+        if self.zk is None:
+            return
+        data = json.dumps({"schedule": self.schedule,
+                           "down": list(self.down.values())}).encode()
+        try:
+            self.zk.set(self._registry_node(), data)
+        except NoNodeError:
+            self.zk.create(self._registry_node(), data)
 
     def run_standalone(self):
         """No --zk: this master is the leader (Mesos' standalone detector)."""
@@ -223,7 +268,8 @@ class Master:
             for agent in list(self.agents.values()):
                 silent = now - agent["last_seen"]
                 if silent > AGENT_REMOVED_AFTER:
-                    self._remove_agent(agent, "TASK_LOST")
+                    self._remove_agent(agent, f"Agent {agent['hostname']} is unreachable: "
+                                              "health check timed out", unreachable=True)
                 elif silent > AGENT_INACTIVE_AFTER:
                     agent["active"] = False
             for fw in self.frameworks.values():
@@ -239,8 +285,9 @@ class Master:
         if fw is None:
             fw = self.frameworks[fid] = {
                 "id": fid, "name": name, "hostname": "", "user": "root", "webui_url": "",
-                "failover_timeout": 0, "active": False, "registered_time": time.time(),
-                "last_seen": 0.0, "tasks": {},
+                "failover_timeout": 0, "capabilities": [], "active": False,
+                "registered_time": time.time(), "last_seen": 0.0, "tasks": {},
+                "unreachable_tasks": {}, "updates": [],
                 "completed_tasks": collections.deque(
                     maxlen=self.flags["max_completed_tasks_per_framework"]),
             }
@@ -263,22 +310,36 @@ class Master:
             used["ports"] = common.ranges_text(ports)
         return used
 
-    def _set_task_state(self, fw, task_id, state, message=""):
-        task = fw["tasks"].get(task_id)
+    def _set_task_state(self, fw, task_id, state, message="", reason=None,
+                        source="SOURCE_AGENT"):
+        """Record a task's new state and queue the status update for its framework."""
+        task = fw["tasks"].get(task_id) or fw["unreachable_tasks"].get(task_id)
         if task is None:
             return
+        now = time.time()
         task["state"] = state
-        task["statuses"].append({"state": state, "timestamp": time.time(), "message": message})
-        if state in TERMINAL:
-            fw["completed_tasks"].append(fw["tasks"].pop(task_id))
+        task["statuses"].append({"state": state, "timestamp": now})
+        fw["updates"] = fw["updates"][-(MAX_PENDING_UPDATES - 1):] + [{
+            "task_id": task_id, "agent_id": task["slave_id"], "state": state,
+            "message": message, "reason": reason, "source": source, "timestamp": now}]
+        if state in TERMINAL or state == "TASK_UNREACHABLE":
+            fw["tasks"].pop(task_id, None)
+            if state == "TASK_UNREACHABLE":
+                fw["unreachable_tasks"][task_id] = task
+            else:
+                fw["unreachable_tasks"].pop(task_id, None)
+                fw["completed_tasks"].append(task)
 
-    def _remove_agent(self, agent, state):
-        log.warning("Removing agent %s at %s: not heard from in %ss",
-                    agent["id"], agent["pid"], AGENT_REMOVED_AFTER)
+    def _remove_agent(self, agent, message, unreachable=False):
+        """Unreachable (health checks): TASK_UNREACHABLE for partition-aware frameworks, else
+        TASK_LOST; removed (Machine DOWN): TASK_LOST. Both with REASON_SLAVE_REMOVED."""
+        log.warning("Removing agent %s at %s: %s", agent["id"], agent["pid"], message)
         for fw in self.frameworks.values():
+            aware = unreachable and {"type": "PARTITION_AWARE"} in fw["capabilities"]
             for tid, t in list(fw["tasks"].items()):
                 if t["slave_id"] == agent["id"]:
-                    self._set_task_state(fw, tid, state, "Agent removed")
+                    self._set_task_state(fw, tid, "TASK_UNREACHABLE" if aware else "TASK_LOST",
+                                         message, "REASON_SLAVE_REMOVED", "SOURCE_MASTER")
         del self.agents[agent["id"]]
 
     def state(self):
@@ -295,10 +356,11 @@ class Master:
                 slaves.append(s)
             frameworks = []
             for fw in self.frameworks.values():
-                f = {k: v for k, v in fw.items() if k not in ("last_seen", "tasks",
-                                                              "completed_tasks")}
-                f["tasks"] = [dict(t) for t in fw["tasks"].values()]
-                f["completed_tasks"] = [dict(t) for t in fw["completed_tasks"]]
+                f = {k: v for k, v in fw.items() if k not in (
+                    "last_seen", "tasks", "completed_tasks", "unreachable_tasks", "updates")}
+                for key in ("tasks", "unreachable_tasks", "completed_tasks"):
+                    tasks = fw[key].values() if isinstance(fw[key], dict) else fw[key]
+                    f[key] = [dict(t) for t in tasks]
                 f["used_resources"] = {"cpus": sum(t["resources"].get("cpus", 0)
                                                    for t in fw["tasks"].values())}
                 frameworks.append(f)
@@ -341,38 +403,46 @@ class Master:
                     1 for f in self.frameworks.values() if f["active"])),
                 "master/tasks_staging": count(tasks, "TASK_STAGING"),
                 "master/tasks_running": count(tasks, "TASK_RUNNING"),
+                "master/tasks_unreachable": float(sum(
+                    len(f["unreachable_tasks"]) for f in self.frameworks.values())),
                 "master/tasks_finished": count(done, "TASK_FINISHED"),
                 "master/tasks_failed": count(done, "TASK_FAILED"),
                 "master/tasks_killed": count(done, "TASK_KILLED"),
                 "master/tasks_lost": count(done, "TASK_LOST"),
+                "master/tasks_dropped": count(done, "TASK_DROPPED"),
                 "registrar/log/recovered": 1.0 if self.log_recovered else 0.0,
                 "registrar/log/ensemble_size": float(self.flags["quorum"] * 2 - 1),
             }
 
     # ---- HTTP ------------------------------------------------------------------------
-    def _redirect(self, path):
+    def _redirect(self, req):
+        """307 to the same path on the leader (http.cpp's redirect), 503 without one."""
         if self.leader is None:
             return Response(503, "No leader elected", content_type="text/plain")
-        leader = self.leader
-        return Response(307, headers={"Location": f"//{leader['hostname']}:{leader['port']}"
-                                                  f"{path}"})
+        base = f"//{self.leader['hostname']}:{self.leader['port']}"
+        if req.path.rstrip("/") in ("/redirect", "/master/redirect"):
+            return Response(307, headers={"Location": base})
+        query = urllib.parse.urlencode(req.query, doseq=True)
+        return Response(307, headers={"Location": base + req.path + (f"?{query}" if query
+                                                                     else "")})
 
     def handle(self, req):
         p = req.path.rstrip("/") or "/"
-        if p in ("/master/health", "/health"):
+        # libprocess delegates "/x" to the master process: "/state" is "/master/state".
+        name = p[len("/master"):] if p.startswith("/master/") else p
+        if name == "/health":
             return Response(200)
         if p == "/metrics/snapshot":
             return Response(200, self.metrics())
-        if p in ("/master/redirect", "/redirect"):
-            return self._redirect("")
-        if p in ("/master/state", "/state", "/master/state.json", "/state.json"):
+        if name == "/redirect":
+            return self._redirect(req)
+        if name in ("/state", "/state.json", "/slaves") or name in _MAINTENANCE:
             if not self.is_leader():
-                return self._redirect("/master/state")
-            return Response(200, self.state())
-        if p in ("/master/slaves", "/slaves"):
-            if not self.is_leader():
-                return self._redirect("/master/slaves")
-            return Response(200, {"slaves": self.state()["slaves"]})
+                return self._redirect(req)
+            if name in _MAINTENANCE:
+                return self._maintenance(req, name)
+            state = self.state()
+            return Response(200, {"slaves": state["slaves"]} if name == "/slaves" else state)
         if p == "/version":
             return Response(200, {"version": VERSION, "build_user": "standin"})
         if p == "/":
@@ -380,7 +450,7 @@ class Master:
                             content_type="text/html")
         if p.startswith("/standin/") and req.method == "POST":
             if not self.is_leader():
-                return self._redirect(p)
+                return self._redirect(req)
             if not self.recovered:
                 return Response(503, {"message": "Master is not recovered yet"})
             with self.lock:
@@ -390,12 +460,129 @@ class Master:
     def _not_found(self, body):
         return Response(404, {"message": "no such stand-in endpoint"})
 
+    def _send(self, agent, path, payload):
+        """A message to an agent: sent in the background, never under the lock, like a
+        libprocess send. Returns the thread (tests and shutdown paths may join it)."""
+        url = f"http://{agent['ip']}:{agent['port']}{path}"
+
+        def send():
+            try:
+                status, reply, _ = common.call("POST", url, payload)
+            except OSError as e:
+                status, reply = 0, str(e)
+            if status != 200 and path == "/standin/launch":
+                with self.lock:
+                    fw = self.frameworks.get(payload["framework"]["id"])
+                    if fw is not None:
+                        self._set_task_state(fw, payload["task"]["task_id"], "TASK_DROPPED",
+                                             f"Agent unreachable: {reply}",
+                                             "REASON_SLAVE_DISCONNECTED", "SOURCE_MASTER")
+            elif status != 200:
+                log.warning("Could not send %s to agent %s: %s", path, agent["id"], reply)
+
+        thread = threading.Thread(target=send, daemon=True)
+        thread.start()
+        return thread
+
+    # ---- maintenance (master/http.cpp, master/maintenance.cpp) --------------------------
+    def _maintenance(self, req, name):
+        allowed = _MAINTENANCE[name]
+        if req.method not in allowed:
+            return Response(405, "Expecting one of { '" + "', '".join(allowed) +
+                            f"' }}, but received '{req.method}'",
+                            headers={"Allow": ", ".join(allowed)}, content_type="text/plain")
+        with self.lock:
+            try:
+                if name == "/maintenance/schedule":
+                    if req.method == "GET":
+                        return Response(200, self.schedule)
+                    return self._update_schedule(maintenance.parse_schedule(req.body))
+                if name == "/maintenance/status":
+                    return Response(200, self._maintenance_status())
+                ids = maintenance.parse_machine_ids(req.body)
+                maintenance.validate_machines(ids)
+                return self._machines_down(ids) if name == "/machine/down" else \
+                    self._machines_up(ids)
+            except maintenance.MaintenanceError as e:
+                return Response(400, str(e), content_type="text/plain")
+
+    def _update_schedule(self, schedule):
+        maintenance.validate_schedule(schedule, self.down)
+        self.schedule = schedule if schedule.get("windows") else {}
+        self._store_registry()
+        log.info("Updated the maintenance schedule: %d machine(s) scheduled",
+                 len(maintenance.windows_of(self.schedule)))
+        return Response(200)
+
+    def _maintenance_status(self):
+        draining = [{"id": m} for k, (m, _) in maintenance.windows_of(self.schedule).items()
+                    if k not in self.down]
+        status = {}
+        if draining:
+            status["draining_machines"] = draining
+        if self.down:
+            status["down_machines"] = list(self.down.values())
+        return status
+
+    def _scheduled_in_mode(self, ids, down):
+        """Each machine must be scheduled, and DRAINING (to go down) or DOWN (to come up)."""
+        scheduled = maintenance.windows_of(self.schedule)
+        mode, verb = ("DOWN", "up") if down else ("DRAINING", "down")
+        for m in ids:
+            if maintenance.key(m) not in scheduled:
+                raise maintenance.MaintenanceError(
+                    f"Machine '{maintenance.text(m)}' is not part of a maintenance schedule")
+            if (maintenance.key(m) in self.down) != down:
+                raise maintenance.MaintenanceError(
+                    f"Machine '{maintenance.text(m)}' is not in {mode} mode and cannot be "
+                    f"brought {verb}")
+        return {maintenance.key(m): scheduled[maintenance.key(m)][0] for m in ids}
+
+    def _machines_down(self, ids):
+        machines = self._scheduled_in_mode(ids, down=False)
+        for agent in [a for a in self.agents.values() if self._machine_key(a) in machines]:
+            # Tell the agent to shut down, and remove it at once: its tasks are LOST even if
+            # the message never arrives.
+            self._send(agent, "/standin/shutdown",
+                       {"message": "Operator initiated 'Machine DOWN'"})
+            self._remove_agent(agent, f"Agent {agent['hostname']} removed: Operator "
+                                      "initiated 'Machine DOWN'")
+        self.down.update(machines)
+        self._store_registry()
+        log.info("Machine(s) %s are DOWN", ", ".join(maintenance.text(m) for m in ids))
+        return Response(200)
+
+    def _machines_up(self, ids):
+        machines = self._scheduled_in_mode(ids, down=True)
+        for k in machines:
+            del self.down[k]
+        self.schedule = maintenance.without(self.schedule, machines)
+        self._store_registry()
+        log.info("Machine(s) %s are UP", ", ".join(maintenance.text(m) for m in ids))
+        return Response(200)
+
+    @staticmethod
+    def _machine_key(agent):
+        """The machine an agent runs on: the hostname it announces and its pid's IP."""
+        return maintenance.key({"hostname": agent["hostname"], "ip": agent["ip"]})
+
     # ---- /standin/* (test equipment only: replaces libprocess messages) ----------------
     def _register_agent(self, body):
-        """Registration, re-registration and heartbeat of an agent (idempotent)."""
+        """Registration, re-registration (the body carries the agent's tasks) and heartbeat.
+        The reply's "shutdown" is the real ShutdownMessage."""
         now = time.time()
+        machine = self._machine_key(body)
+        if machine in self.down:
+            log.warning("Refusing registration of agent at %s because the machine '%s' that "
+                        "it is running on is `DOWN`", body["pid"],
+                        maintenance.text(self.down[machine]))
+            return Response(200, {"shutdown": "Machine is `DOWN`"})
         aid = body.get("agent_id")
         agent = self.agents.get(aid) if aid else None
+        if agent is None and "tasks" not in body:
+            # A heartbeat from an agent this master does not know (removed as unreachable):
+            # it must re-register, telling what it runs.
+            return Response(409, {"message": f"Agent {aid} is not registered"})
         if agent is None:
             if not aid:
                 aid = f"{self.id}-S{self.next_agent}"
@@ -405,14 +592,39 @@ class Master:
                 log.info("Re-registered agent %s at %s", aid, body["pid"])
             agent = self.agents[aid] = {"id": aid, "registered_time": now,
                                         "reregistered_time": now if body.get("agent_id") else None}
-            for t in body.get("tasks", []):  # a re-registering agent reports its live tasks
-                fw = self._framework(t["framework_id"], t.pop("framework_name", ""))
-                fw["tasks"][t["id"]] = t
+        if "tasks" in body:
+            self._reconcile_agent(aid, body["tasks"])
         agent.update(hostname=body["hostname"], port=body["port"], pid=body["pid"],
                      ip=body["ip"], resources=body["resources"],
-                     attributes=body.get("attributes", {}), version=VERSION,
+                     attributes=body.get("attributes", {}), version=body["version"],
                      active=True, last_seen=now)
         return Response(200, {"agent_id": aid, "master_id": self.id})
+
+    @staticmethod
+    def _task_record(t):
+        """The fields of a task the master keeps and shows (an agent's record has more)."""
+        return {k: t.get(k) for k in ("id", "name", "framework_id", "executor_id", "slave_id",
+                                      "state", "resources", "labels", "statuses", "discovery")}
+
+    def _reconcile_agent(self, aid, reported):
+        """The agent's tasks are the truth for that agent: take their latest state; what the
+        master has there that the agent does not know was never delivered (TASK_DROPPED)."""
+        seen = set()
+        for t in reported:
+            fw = self._framework(t["framework_id"], t.pop("framework_name", ""))
+            seen.add((fw["id"], t["id"]))
+            fw["unreachable_tasks"].pop(t["id"], None)
+            known = fw["tasks"].get(t["id"])
+            if known is None or known["state"] != t["state"]:
+                fw["tasks"][t["id"]] = self._task_record(t)
+                log.info("Task %s of framework %s on agent %s is %s", t["id"], fw["id"], aid,
+                         t["state"])
+        for fw in self.frameworks.values():
+            for tid, t in list(fw["tasks"].items()):
+                if t["slave_id"] == aid and (fw["id"], tid) not in seen:
+                    self._set_task_state(fw, tid, "TASK_DROPPED",
+                                         "Reconciliation: task unknown to the agent",
+                                         "REASON_RECONCILIATION")
 
     def _agent_exited(self, body):
         agent = self.agents.get(body.get("agent_id"))
@@ -430,11 +642,20 @@ class Master:
             log.info("Registered framework %s (%s)", fid, body.get("name"))
         fw = self._framework(fid, body.get("name", ""), hostname=body.get("hostname"),
                              webui_url=body.get("webui_url"),
-                             failover_timeout=body.get("failover_timeout"))
+                             failover_timeout=body.get("failover_timeout"),
+                             capabilities=body.get("capabilities"))
         if not fw["active"]:
             log.info("Framework %s (%s) is active", fid, fw["name"])
         fw.update(active=True, last_seen=time.time())
         return Response(200, {"framework_id": fid, "master_id": self.id})
+
+    def _updates(self, body):
+        """The framework's status updates since it last asked (then acknowledged)."""
+        fw = self.frameworks.get(body["framework_id"])
+        if fw is None:
+            return Response(409, {"message": "Framework is not registered"})
+        updates, fw["updates"] = fw["updates"], []
+        return Response(200, {"updates": updates})
 
     def _launch(self, body):
         fw = self.frameworks.get(body["framework_id"])
@@ -453,15 +674,8 @@ class Master:
              "resources": task["resources"], "labels": task.get("labels", []),
              "statuses": [], "discovery": task.get("discovery")}
         fw["tasks"][t["id"]] = t
-        payload = {"framework": {"id": fw["id"], "name": fw["name"]}, "task": task}
-        try:
-            status, reply, _ = common.call("POST", f"http://{agent['ip']}:{agent['port']}"
-                                                   "/standin/launch", payload)
-        except OSError as e:
-            status, reply = 0, str(e)
-        if status != 200:
-            self._set_task_state(fw, t["id"], "TASK_LOST", f"Agent unreachable: {reply}")
-            return Response(409, {"message": f"Launch failed: {reply}"})
+        self._send(agent, "/standin/launch",
+                   {"framework": {"id": fw["id"], "name": fw["name"]}, "task": task})
         return Response(200, {"task_id": t["id"]})
 
     def _kill(self, body):
@@ -470,22 +684,30 @@ class Master:
             if task:
                 agent = self.agents.get(task["slave_id"])
                 if agent:
-                    try:
-                        common.call("POST", f"http://{agent['ip']}:{agent['port']}"
-                                            "/standin/kill", body)
-                    except OSError as e:
-                        log.warning("Could not reach agent %s to kill: %s", agent["id"], e)
+                    self._send(agent, "/standin/kill", body)
                 return Response(200, {})
         return Response(404, {"message": "Unknown task"})
 
     def _status_update(self, body):
+        if body["agent_id"] not in self.agents:
+            # Not acknowledged: the agent keeps it and resends once it is registered again.
+            log.warning("Ignoring status update %s for task %s from unknown agent %s",
+                        body["state"], body["task_id"], body["agent_id"])
+            return Response(409, {"message": "Unknown agent"})
         fw = self.frameworks.get(body["framework_id"])
         if fw is None:
             fw = self._framework(body["framework_id"], body.get("framework_name", ""))
-        if body["task_id"] not in fw["tasks"] and "task" in body:
-            fw["tasks"][body["task_id"]] = body["task"]
-        self._set_task_state(fw, body["task_id"], body["state"], body.get("message", ""))
+        tid = body["task_id"]
+        if tid not in fw["tasks"] and tid not in fw["unreachable_tasks"] and "task" in body:
+            fw["tasks"][tid] = self._task_record(body["task"])
+        self._set_task_state(fw, tid, body["state"], body.get("message", ""),
+                             body.get("reason"))
         return Response(200, {})
+
+
+# The maintenance endpoints (each also under /master) and the methods they take.
+_MAINTENANCE = {"/maintenance/schedule": ("GET", "POST"), "/maintenance/status": ("GET",),
+                "/machine/down": ("POST",), "/machine/up": ("POST",)}
 
 
 _INDEX = """<!DOCTYPE html><html><head><title>Mesos</title></head><body>

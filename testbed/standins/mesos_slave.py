@@ -5,9 +5,14 @@ ZooKeeper and (re-)registering after every leader change; resources (detected, o
 running each task as `sh -c CMD` in the real sandbox layout
 `<work_dir>/slaves/<agent>/frameworks/<fw>/executors/<task>/runs/<run>/{stdout,stderr}`;
 status updates TASK_RUNNING/FINISHED/FAILED/KILLED, retried until the master takes them;
-checkpointing in `<work_dir>/meta/slaves/latest`, so a restart keeps the agent id and the live
-tasks, and a restart with other resources/attributes fails with "Incompatible agent info" until
-that link is removed; SIGTERM leaves tasks running (the real unit has KillMode=process).
+checkpointing in `<work_dir>/meta/slaves/latest`: each task's latest state and its terminal
+update until the master has it, so a restart (--recover=reconnect) keeps the agent id and the
+live tasks in the state they really are in, and a restart with other resources/attributes fails
+with "Incompatible agent info" until that link is removed; SIGTERM leaves tasks running (the
+real unit has KillMode=process). Re-registering with a master (a new leader, its own restart)
+it reports its tasks, from which the master reconciles. Told to shut down by the master (its
+machine is DOWN), it kills its tasks, removes `meta/slaves/latest` and exits 0, so that the
+next start registers as a new agent.
 Dropped: executors, containerizers, isolation (accepted, ignored), the fetcher, disk quotas.
 The master reaches it through `/standin/launch` and `/standin/kill` (test equipment only).
 """
@@ -30,6 +35,7 @@ VERSION = common.version("mesos", "1.4.1")
 HEARTBEAT = 2.0
 KILL_GRACE = 3.0                    # default kill policy grace period of the command executor
 EXIT_FILE = ".standin_exit_status"  # the wrapping shell leaves the task's exit code here
+TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR"}
 
 _S, _I, _F, _B, _D = str, int, float, bool, "duration"
 SPEC = {
@@ -138,6 +144,7 @@ class Agent:
         self.start_time = time.time()
         self.stopping = False
         self.wake = threading.Event()
+        self.shut_down = threading.Event()   # the master told this agent to shut down
 
     # ---- checkpoint: meta/slaves/latest ------------------------------------------------
     @property
@@ -159,6 +166,11 @@ class Agent:
             with open(os.path.join(task_dir, name)) as f:
                 task = json.load(f)
             task["proc"] = None
+            if task["state"] in TERMINAL:  # its last update never reached a master: resend
+                self.completed.append(task)
+                self.updates.append(self._status_update(task, task["state"],
+                                                        task.get("message", "")))
+                continue
             self.tasks[task["id"]] = task
             threading.Thread(target=self._watch_adopted, args=(task,), daemon=True).start()
         log.info("Recovered agent %s with %d live task(s)", self.id, len(self.tasks))
@@ -176,8 +188,15 @@ class Agent:
             os.symlink(self.id, tmp)
             os.replace(tmp, latest)
 
-    def _task_file(self, task):
-        return os.path.join(self.meta, self.id, "tasks", task["id"] + ".json")
+    def _task_file(self, task_id):
+        return os.path.join(self.meta, self.id, "tasks", task_id + ".json")
+
+    def _checkpoint_task(self, task):
+        """The task as it is now (atomically): what a restarted agent recovers and reports."""
+        path = self._task_file(task["id"])
+        with open(path + ".tmp", "w") as f:
+            json.dump(self._public(task, private=True), f)
+        os.replace(path + ".tmp", path)
 
     # ---- master: registration, heartbeats, status updates -----------------------------
     def loop(self, detector):
@@ -198,19 +217,26 @@ class Agent:
         if self.master is None or leader.get("id") != self.master.get("id"):
             log.info("New master detected at %s", leader["pid"])
             self.master, self.registered = leader, False
-        with self.lock:
-            tasks = [self._public(t) for t in self.tasks.values()]
         body = {"agent_id": self.id, "hostname": self.hostname, "ip": self.ip,
                 "port": self.port, "pid": self.pid, "resources": self.resources,
-                "attributes": self.attributes, "tasks": tasks}
+                "attributes": self.attributes, "version": VERSION}
+        if not self.registered:  # (re-)registration: the master reconciles from our tasks
+            with self.lock:
+                body["tasks"] = [self._public(t) for t in self.tasks.values()]
         try:
             status, reply, _ = common.call("POST", detector.url(leader) +
                                            "/standin/register_agent", body)
         except OSError as e:
             log.warning("Master %s unreachable: %s", leader["pid"], e)
             return
+        if status == 409:  # this master does not know us (any more): re-register
+            self.registered = False
+            return
         if status != 200:
             return  # not recovered yet, or not the leader any more: try again
+        if "shutdown" in reply:
+            self.shutdown(leader["pid"], reply["shutdown"])
+            return
         if not self.registered:
             verb = "Re-registered" if self.id else "Registered"
             log.info("%s with master %s; given agent ID %s", verb, leader["pid"],
@@ -233,24 +259,29 @@ class Agent:
                 return
             with self.lock:
                 self.updates.remove(update)
+                if update["state"] in TERMINAL:  # the master has it: forget the task
+                    try:
+                        os.unlink(self._task_file(update["task_id"]))
+                    except OSError:
+                        pass
 
     def _update(self, task, state, message=""):
         log.info("Task %s is in state %s %s", task["id"], state, message)
         with self.lock:
             task["state"] = state
+            task["message"] = message
             task["statuses"].append({"state": state, "timestamp": time.time()})
-            self.updates.append({"agent_id": self.id, "framework_id": task["framework_id"],
-                                 "framework_name": task.get("framework_name", ""),
-                                 "task_id": task["id"], "state": state, "message": message,
-                                 "task": self._public(task)})
-            if state in ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST"):
+            self._checkpoint_task(task)
+            self.updates.append(self._status_update(task, state, message))
+            if state in TERMINAL:
                 self.tasks.pop(task["id"], None)
                 self.completed = (self.completed + [task])[-100:]
-                try:
-                    os.unlink(self._task_file(task))
-                except OSError:
-                    pass
         self.wake.set()  # sent by the flusher thread: never block a caller on the master
+
+    def _status_update(self, task, state, message):
+        return {"agent_id": self.id, "framework_id": task["framework_id"],
+                "framework_name": task.get("framework_name", ""), "task_id": task["id"],
+                "state": state, "message": message, "task": self._public(task)}
 
     def flusher(self):
         while not self.stopping:
@@ -294,8 +325,7 @@ class Agent:
         task["proc"] = proc
         with self.lock:
             self.tasks[tid] = task
-            with open(self._task_file(task), "w") as f:
-                json.dump(self._public(task, private=True), f)
+            self._checkpoint_task(task)
         self._update(task, "TASK_RUNNING")
         threading.Thread(target=self._watch_child, args=(task,), daemon=True).start()
 
@@ -330,6 +360,28 @@ class Agent:
         _signal_group(task["pid"], signal.SIGTERM)
         threading.Timer(KILL_GRACE, _signal_group, (task["pid"], signal.SIGKILL)).start()
         return True
+
+    def shutdown(self, master_pid, message):
+        """The master's ShutdownMessage: kill every task, forget this agent's identity
+        (meta/slaves/latest), and end the process (main() returns 0)."""
+        if self.shut_down.is_set():
+            return
+        log.info("Agent asked to shut down by %s because '%s'", master_pid, message)
+        self.stopping = True
+        with self.lock:
+            tids = list(self.tasks)
+        for tid in tids:
+            self.kill(tid)
+        deadline = time.time() + KILL_GRACE + 2
+        while any(_alive(t["pid"]) for t in list(self.tasks.values())) \
+                and time.time() < deadline:
+            time.sleep(0.1)
+        try:
+            os.unlink(os.path.join(self.meta, "latest"))
+        except FileNotFoundError:
+            pass
+        log.info("Agent terminating")
+        self.shut_down.set()
 
     # ---- HTTP --------------------------------------------------------------------------
     @staticmethod
@@ -383,6 +435,8 @@ class Agent:
             return Response(200, {"flags": flagslib.to_json(self.flags, SPEC)})
         if p == "/metrics/snapshot":
             return Response(200, self.metrics())
+        if p == "/version":
+            return Response(200, {"version": VERSION, "build_user": "standin"})
         if p == "/files/read":  # what the web UI's "Sandbox" link reads
             return self._read_file(req.query)
         if p == "/standin/launch" and req.method == "POST":
@@ -391,6 +445,11 @@ class Agent:
             return Response(200, {})
         if p == "/standin/kill" and req.method == "POST":
             return Response(200 if self.kill(req.json()["task_id"]) else 404, {})
+        if p == "/standin/shutdown" and req.method == "POST":
+            master = self.master or {}
+            threading.Thread(target=self.shutdown, daemon=True, args=(
+                master.get("pid", ""), req.json().get("message", ""))).start()
+            return Response(200, {})
         return Response(404, "", content_type=None)
 
     def _read_file(self, query):
@@ -458,7 +517,11 @@ def main(argv=None):
     detector = zklib.MasterDetector(flags["master"])
     threading.Thread(target=agent.loop, args=(detector,), daemon=True).start()
     threading.Thread(target=agent.flusher, daemon=True).start()
-    common.wait_for_sigterm()
+    common.wait_for_sigterm(agent.shut_down)
+    if agent.shut_down.is_set():
+        server.shutdown()
+        detector.stop()
+        return 0
     agent.stopping = True
     log.info("Received SIGTERM; exiting (tasks keep running, as with KillMode=process)")
     if agent.master and agent.id:

@@ -32,7 +32,8 @@ def assert_tutorial_files() -> None:
         zoo = cat(m, "/etc/zookeeper/conf/zoo.cfg").splitlines()
         assert [l for l in zoo if l.startswith("server.")] == servers
         assert "dataDir=/var/lib/zookeeper" in zoo and "admin.enableServer=false" in zoo
-        assert "4lw.commands.whitelist=ruok,srvr,stat,mntr" in zoo
+        assert "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump" in zoo
+        assert "autopurge.snapRetainCount=3" in zoo and "autopurge.purgeInterval=24" in zoo
         assert cat(m, "/etc/mesos-master/quorum") == "2\n"
         assert cat(m, "/etc/mesos-master/ip") == ip(m) + "\n"
         assert cat(m, "/etc/mesos-master/hostname") == ip(m) + "\n"
@@ -133,13 +134,19 @@ def test_dry_run_of_a_drifted_zoo_cfg_shows_the_restart_the_run_then_does():
     assert "-tickTime=3000\n+tickTime=2000\n" in dry.stdout
     planned = planned_changes(dry.stdout)
     assert ("write-zoo-cfg", "write /etc/zookeeper/conf/zoo.cfg") in planned
-    assert ("start-services", "restart zookeeper (configuration changed)") in planned
+    assert ("start-services", "restart zookeeper (marked for a restart)") in planned
     assert cat("master2", "/etc/zookeeper/conf/zoo.cfg").count("tickTime=3000") == 1, \
         "the dry run changed nothing"
 
+    # ZooKeeper serves on master2: its restart is gated (from the control machine).
+    assert [c for c in planned if c[0] == "wait-zookeeper"] == [(
+        "wait-zookeeper", "wait until ZooKeeper on master2 leader or follower again, and the "
+        "leader's zk_synced_followers = 2")]
+
     real = fab("-H", "master2", "master")
     assert real.returncode == 0
-    assert applied_changes(real.stdout) == planned
+    assert applied_changes(real.stdout) == [c for c in planned if c[0] != "wait-zookeeper"]
+    assert re.search(r"^master2 wait-zookeeper ok$", real.stdout, re.M)
     assert "tickTime=2000" in cat("master2", "/etc/zookeeper/conf/zoo.cfg").splitlines()
     after = {key: service_start(*key) for key in before}
     assert [key for key in before if after[key] != before[key]] == [("master2", "zookeeper")]

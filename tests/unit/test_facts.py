@@ -9,9 +9,7 @@ import grp
 import os
 import pwd
 import shutil
-import socket
 import subprocess
-import threading
 
 import pytest
 
@@ -101,29 +99,6 @@ def test_service_fact_of_a_service_that_is_not_there():
     says "not installed" (exit 3) for a service no init system knows."""
     got = gather([facts.service("no-such-service-here")])
     assert got == {facts.service("no-such-service-here"): None}
-
-
-def test_zookeeper_mode_against_a_local_server():
-    """The `srvr` probe against a one-shot server on 127.0.0.1 that answers as a follower."""
-    if not shutil.which("bash"):
-        pytest.skip("bash is not installed")
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    port = srv.getsockname()[1]
-
-    def serve():
-        conn, _ = srv.accept()
-        with conn:
-            conn.recv(64)
-            conn.sendall(b"Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0/0\nMode: follower\n")
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        assert gather([facts.zookeeper_mode(port)]) == {facts.zookeeper_mode(port): "follower"}
-    finally:
-        srv.close()
-    assert gather([facts.zookeeper_mode(port)]) == {facts.zookeeper_mode(port): ""}, \
-        "nothing listens: not serving"
 
 
 def test_keyring_fingerprints_with_real_gpg(tmp_path):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from testbed.repo import build_repo
+from testbed.repo import apt_preferences, build_repo
 from testbed.standins.localrun import Proc, wait_port
 
 
@@ -18,8 +18,11 @@ def built(tmp_path_factory):
     return base, info
 
 
-def deb(out, name):
-    return next((out / "debian/pool/main").glob(f"*/{name}/{name}_*_all.deb"))
+def deb(out, name, version=None):
+    """The .deb of `name` (of its current release unless `version` is given)."""
+    version = version or {"mesos": "1.4.1-2.0.1", "mesosphere": "1.4.1-2.0.1",
+                          "marathon": "1.4.8-1.0.660.debian90"}.get(name, "*")
+    return next((out / "debian/pool/main").glob(f"*/{name}/{name}_{version}_all.deb"))
 
 
 def dpkg_deb(*args):
@@ -34,16 +37,19 @@ def test_info(built):
     assert info.key_file.read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
 
 
-def test_layout_and_index_lists_the_four_packages(built):
-    out = built[0] / "out"
+def test_layout_and_index_list_two_releases_of_each_package_but_chronos(built):
+    out, info = built[0] / "out", built[1]
     dist = out / "debian/dists/bookworm"
     for name in ("Release", "InRelease", "Release.gpg", "main/binary-amd64/Packages",
                  "main/binary-amd64/Packages.gz"):
         assert (dist / name).is_file(), name
     packages = (dist / "main/binary-amd64/Packages").read_text()
-    assert re.findall(r"^Package: (.*)$", packages, re.M) == [
-        "chronos", "marathon", "mesos", "mesosphere"]
-    assert "Version: 1.4.8-1.0.660.debian90" in packages
+    assert re.findall(r"^Package: (.*)\n(?:.*\n)*?Version: (.*)$", packages, re.M) == [
+        ("chronos", "2.5.1-0.1.20171211074431.debian90"),
+        ("marathon", "1.4.8-1.0.660.debian90"), ("marathon", "1.4.9-1.0.0.debian90"),
+        ("mesos", "1.4.1-2.0.1"), ("mesos", "1.4.2-2.0.1"),
+        ("mesosphere", "1.4.1-2.0.1"), ("mesosphere", "1.4.2-2.0.1")]
+    assert info.packages["mesos"] == "1.4.1-2.0.1" and info.newer["mesos"] == "1.4.2-2.0.1"
     release = (dist / "Release").read_text()
     assert "Architectures: amd64" in release and "Components: main" in release
 
@@ -113,13 +119,15 @@ def test_second_call_is_a_fast_no_op_and_marathon_version_switches(built, tmp_pa
     assert (out / "debian/dists/bookworm/InRelease").stat().st_mtime_ns == before
     other = build_repo(tmp_path / "out16", marathon_version="1.6.322", gnupghome=base / "gpg")
     assert other.key_fingerprint == info.key_fingerprint  # the cached key is reused
-    assert [p.name for p in (tmp_path / "out16/debian/pool/main/m/marathon").iterdir()] == [
-        "marathon_1.6.322-2.0.229.debian90_all.deb"]
+    assert sorted(p.name for p in (tmp_path / "out16/debian/pool/main/m/marathon").iterdir()) \
+        == ["marathon_1.6.322-2.0.229.debian90_all.deb", "marathon_1.6.352-1.0.0.debian90_all.deb"]
 
 
 @pytest.mark.skipif(not shutil.which("apt-get"), reason="needs apt-get")
-def test_apt_get_update_accepts_the_repository_without_warnings(built, tmp_path):
-    """apt fetches the signed index from a local HTTP server, with signed-by=key.asc."""
+def test_apt_takes_the_newer_release_only_when_asked(built, tmp_path):
+    """apt fetches the signed index from a local HTTP server, with signed-by=key.asc, without
+    warnings; with the testbed's pins a plain install takes 1.4.1, `mesos=1.4.2-2.0.1` the
+    newer one (without the pins apt would take the newer)."""
     base, info = built
     lists = tmp_path / "lists"
     (lists / "partial").mkdir(parents=True)
@@ -141,23 +149,36 @@ def test_apt_get_update_accepts_the_repository_without_warnings(built, tmp_path)
                            timeout=60)
         assert r.returncode == 0, r.stdout + r.stderr
         assert "W:" not in r.stdout + r.stderr and "E:" not in r.stdout + r.stderr
-        policy = subprocess.run(["apt-cache", *opts, "policy", "mesos"], capture_output=True,
-                                text=True).stdout
-        assert "Candidate: 1.4.1-2.0.1" in policy
+        def policy(*extra):
+            return subprocess.run(["apt-cache", *opts, *extra, "policy", "mesos"],
+                                  capture_output=True, text=True, check=True).stdout
+        assert "Candidate: 1.4.2-2.0.1" in policy()
+        prefs = tmp_path / "preferences.d"
+        prefs.mkdir()
+        (prefs / "mesos-testbed").write_text(apt_preferences(info.newer))
+        pinned = policy(f"-oDir::Etc::PreferencesParts={prefs}",
+                        "-oDir::Etc::Preferences=/dev/null")
+        assert "Candidate: 1.4.1-2.0.1" in pinned
+        assert re.search(r"^ +1.4.2-2.0.1 100$", pinned, re.M), pinned
+        shown = subprocess.run(["apt-cache", *opts, "show", "mesos=1.4.2-2.0.1"],
+                               capture_output=True, text=True)
+        assert shown.returncode == 0 and "Version: 1.4.2-2.0.1" in shown.stdout
     finally:
         server.stop()
 
 
-@pytest.mark.parametrize("name,libdir,module,expected", [
-    ("mesos", "usr/lib/mesos-standin", "mesos_master", "mesos 1.4.1"),
-    ("mesos", "usr/lib/mesos-standin", "mesos_slave", "mesos 1.4.1"),
-    ("marathon", "usr/share/marathon/lib", "marathon", "1.4.8"),
+@pytest.mark.parametrize("name,version,libdir,module,expected", [
+    ("mesos", "1.4.1-2.0.1", "usr/lib/mesos-standin", "mesos_master", "mesos 1.4.1"),
+    ("mesos", "1.4.1-2.0.1", "usr/lib/mesos-standin", "mesos_slave", "mesos 1.4.1"),
+    ("mesos", "1.4.2-2.0.1", "usr/lib/mesos-standin", "mesos_slave", "mesos 1.4.2"),
+    ("marathon", "1.4.8-1.0.660.debian90", "usr/share/marathon/lib", "marathon", "1.4.8"),
+    ("marathon", "1.4.9-1.0.0.debian90", "usr/share/marathon/lib", "marathon", "1.4.9"),
 ])
-def test_packaged_daemons_run_from_their_own_copy(built, tmp_path, name, libdir, module,
-                                                  expected):
-    """The modules shipped in the .deb import on their own and know the package version."""
-    subprocess.run(["dpkg-deb", "-x", str(deb(built[0] / "out", name)), str(tmp_path)],
-                   check=True)
+def test_packaged_daemons_run_from_their_own_copy(built, tmp_path, name, version, libdir,
+                                                  module, expected):
+    """The modules shipped in the .deb import on their own and know their package's version."""
+    subprocess.run(["dpkg-deb", "-x", str(deb(built[0] / "out", name, version)),
+                    str(tmp_path)], check=True)
     r = subprocess.run([sys.executable, "-m", f"standins.{module}", "--version"],
                        cwd=tmp_path / libdir, capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr

@@ -1,5 +1,6 @@
 """The testbed's pure planning: subnet choice, address plan, apt sources, inventory text."""
 import ipaddress
+import re
 from pathlib import Path
 
 import pytest
@@ -199,7 +200,8 @@ def test_inventory_with_repo_reads_back_through_the_inventory_parser(tmp_path):
     plan = config.plan_hosts("198.51.100.0/24", 2)
     path = tmp_path / "hosts.ini"
     path.write_text(config.render_inventory(plan, Path("/var/lib/mesos-testbed/id_ed25519"),
-                                            "2025-01-02 03:04:05", "198.51.100.254", "AB" * 20))
+                                            "2025-01-02 03:04:05", "198.51.100.254", "AB" * 20,
+                                            known_hosts=Path("/var/lib/mesos-testbed/known_hosts")))
     cluster = inventory.load(path)
     assert [(h.name, h.ip, h.myid) for h in cluster.masters] == [
         ("master1", "198.51.100.1", 1), ("master2", "198.51.100.2", 2), ("master3", "198.51.100.3", 3)]
@@ -208,6 +210,8 @@ def test_inventory_with_repo_reads_back_through_the_inventory_parser(tmp_path):
     for host in cluster.hosts:
         assert (host.ssh_host, host.ssh_port, host.ssh_user) == (host.ip, 22, "root")
         assert host.settings.ssh_key_file == "/var/lib/mesos-testbed/id_ed25519"
+        assert host.settings.ssh_known_hosts == "/var/lib/mesos-testbed/known_hosts"
+        assert host.settings.ssh_host_key_policy == "strict"
         assert host.settings.repo_url_for("Debian", "bookworm") == "http://198.51.100.254:8000/debian"
         assert host.settings.repo_key_url == "http://198.51.100.254:8000/key.asc"
         assert host.settings.repo_key_id == "AB" * 20
@@ -225,6 +229,17 @@ def test_inventory_without_repo_keeps_the_default_repository(tmp_path):
     assert cluster.settings.ssh_key_file == "/k"
 
 
+def test_known_hosts_names_each_host_by_its_address_with_its_key(tmp_path):
+    """What tasks.ssh reads: paramiko parses the file and finds each host's key by its ip."""
+    import paramiko
+    keys = {"198.51.100.1": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICnk1LtPQAXdOOFlfmZ6RGQai4HBl6aDG/hM9Y/sTjCr root@master1\n"}
+    path = tmp_path / "known_hosts"
+    path.write_text(config.render_known_hosts(keys))
+    found = paramiko.HostKeys(str(path)).lookup("198.51.100.1")
+    assert found["ssh-ed25519"].get_base64() == keys["198.51.100.1"].split()[1]
+    assert "root@master1" not in path.read_text()
+
+
 def test_etc_hosts_has_localhost_every_host_and_pins():
     plan = config.plan_hosts("198.51.100.0/24", 1)
     text = config.render_etc_hosts(plan, pins={"mirror.example": ["203.0.113.80"]})
@@ -232,3 +247,49 @@ def test_etc_hosts_has_localhost_every_host_and_pins():
     assert "127.0.0.1\tlocalhost" in lines
     assert "198.51.100.2\tmaster2" in lines and "198.51.100.51\tslave1" in lines
     assert "203.0.113.80\tmirror.example" in lines
+
+
+# --- hosts added to a running testbed -----------------------------------------------------------
+
+def test_added_hosts_take_the_next_free_address_of_their_role():
+    taken = [h.ip for h in config.plan_hosts("198.51.100.0/24", 3)]
+    assert config.next_ip("198.51.100.0/24", "slave", taken) == "198.51.100.54"
+    assert config.next_ip("198.51.100.0/24", "master", taken) == "198.51.100.4"
+    # A removed host's address is free again.
+    assert config.next_ip("198.51.100.0/24", "master",
+                          [ip for ip in taken if ip != "198.51.100.2"]) == "198.51.100.2"
+    every_master = [f"198.51.100.{i}" for i in range(1, config.MASTER_LAST + 1)]
+    with pytest.raises(ValueError, match=r"no free master address left in 198.51.100.0/24"):
+        config.next_ip("198.51.100.0/24", "master", every_master)
+
+
+@pytest.mark.parametrize("ip, message", [
+    ("198.51.100.51", "198.51.100.51 is taken by another testbed host"),
+    ("198.51.100.254", "198.51.100.254 is not a host address of 198.51.100.0/24"),
+    ("203.0.113.5", "203.0.113.5 is not a host address of 198.51.100.0/24"),
+    ("slave9", "'slave9' is not an IPv4 address"),
+])
+def test_a_given_address_must_be_a_free_host_address(ip, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.check_ip("198.51.100.0/24", ip, ["198.51.100.51"])
+    assert config.check_ip("198.51.100.0/24", "198.51.100.253", []) == "198.51.100.253"
+
+
+@pytest.mark.parametrize("name, role, message", [
+    ("slave1", "slave", "a testbed host 'slave1' exists already"),
+    ("Slave4", "slave", "'Slave4' is not a host name"),
+    ("4slave", "slave", "'4slave' is not a host name"),
+    ("slave4", "agent", "role must be master or slave, not 'agent'"),
+    ("a" * 20, "slave", "is too long"),
+])
+def test_new_host_names_are_checked(name, role, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        config.check_new_host(name, role, ["slave1"])
+    config.check_new_host("slave4", "slave", ["slave1"])
+
+
+def test_inventory_line_per_role():
+    assert config.inventory_line(config.Host("master4", "198.51.100.4", "master", 4)) == \
+        "master4 ip=198.51.100.4 myid=4"
+    assert config.inventory_line(config.Host("slave4", "198.51.100.54", "slave")) == \
+        "slave4 ip=198.51.100.54"
