@@ -17,7 +17,8 @@ def line(value: object) -> str:
     return f"{value}\n"
 
 
-def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181) -> str:
+def zoo_cfg(server_lines: tuple[str, ...], *, client_address: str, client_port: int = 2181,
+            four_letter_words: tuple[str, ...] = ("srvr", "mntr")) -> str:
     """zoo.cfg, whole. Debian's shipped file keeps data in /tmp and has no server lines."""
     text = [
         MANAGED,
@@ -27,8 +28,12 @@ def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181) -> str:
         # The package links /var/lib/zookeeper/myid to /etc/zookeeper/conf/myid.
         "dataDir=/var/lib/zookeeper\n",
         f"clientPort={client_port}\n",
-        # srvr/stat/mntr let operators (and our checks) see leader/follower; ruok is the probe.
-        "4lw.commands.whitelist=ruok,srvr,stat,mntr\n",
+        # The host's own address only: every client (mesos, Marathon, the tool) dials the
+        # masters' ips, and nothing should reach ZooKeeper through another interface.
+        f"clientPortAddress={client_address}\n",
+        # Only the words asked for (srvr and mntr: the tool's); `stat`, `cons`, `dump` and
+        # the like tell anyone who asks about every client and session.
+        f"4lw.commands.whitelist={','.join(four_letter_words)}\n",
         # The AdminServer would take port 8080, which is Marathon's on the same masters.
         "admin.enableServer=false\n",
     ]
