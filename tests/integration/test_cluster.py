@@ -32,8 +32,9 @@ def assert_tutorial_files() -> None:
         zoo = cat(m, "/etc/zookeeper/conf/zoo.cfg").splitlines()
         assert [l for l in zoo if l.startswith("server.")] == servers
         assert "dataDir=/var/lib/zookeeper" in zoo and "admin.enableServer=false" in zoo
-        assert "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump" in zoo
+        assert "4lw.commands.whitelist=srvr,mntr,cons,dump" in zoo
         assert "autopurge.snapRetainCount=3" in zoo and "autopurge.purgeInterval=24" in zoo
+        assert f"clientPortAddress={ip(m)}" in zoo
         assert cat(m, "/etc/mesos-master/quorum") == "2\n"
         assert cat(m, "/etc/mesos-master/ip") == ip(m) + "\n"
         assert cat(m, "/etc/mesos-master/hostname") == ip(m) + "\n"
@@ -259,9 +260,11 @@ def test_marathon_1_6_is_configured_through_etc_default():
     result = fab("cluster")
     assert result.returncode == 0
     for m in MASTERS:
-        assert cat(m, "/etc/default/marathon").splitlines()[1:] == [
-            f"MARATHON_MASTER={zk_url('/mesos')}", f"MARATHON_ZK={zk_url('/marathon')}",
-            f"MARATHON_HOSTNAME={ip(m)}"]
+        block = cat(m, "/etc/default/marathon").splitlines()
+        assert block[0].startswith("# BEGIN mesos-fab") and block[-1] == "# END mesos-fab"
+        assert block[1:-1] == [
+            f"MARATHON_HOSTNAME={ip(m)}", f"MARATHON_MASTER={zk_url('/mesos')}",
+            f"MARATHON_ZK={zk_url('/marathon')}"]
         # The tutorial's conf dir is not written: Marathon 1.5+ would ignore it.
         assert tb.ssh(m, "test -e /etc/marathon/conf").returncode != 0
     assert_cluster_healthy()
