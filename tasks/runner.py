@@ -39,7 +39,7 @@ from tasks.facts import Snapshot
 from tasks.marathon import MarathonError
 from tasks.model import Cluster, Host
 from tasks.plan import Entry, HostPlan
-from tasks.remote import Control, Outcome, Remote, RemoteError, SshProcesses
+from tasks.remote import LOST, Control, Outcome, Remote, RemoteError, SshProcesses
 from tasks.step import Change, HostContext, Restart, RestartGroup, Step
 
 # A round trip that lasts longer than this is shown as a wait (tasks.progress): on a
@@ -109,8 +109,8 @@ class Session:
         try:
             self.lock_process = self.remote.hold_lock(
                 lock.holder, lock.wait, self.control,
-                on_held=lambda holder: progress.println(
-                    f"{self.host.name}: waiting for the run lock, held by {holder}"))
+                on_held=lambda holder: progress.println(report.printable(
+                    f"{self.host.name}: waiting for the run lock, held by {holder}")))
         except RemoteError as exc:
             raise HostFailed(str(exc)) from None
 
@@ -119,7 +119,7 @@ class Session:
         if self.lock_process is not None:
             try:
                 self.lock_process.shutdown_write()
-            except (OSError, EOFError):
+            except LOST:
                 pass
             self.lock_process.close()
             self.lock_process = None
@@ -175,7 +175,7 @@ def _show_wait(host: str, text: str | None) -> None:
         return
     if wait is None:
         wait = _shown[host] = progress.BOARD.start("waiting for the dpkg lock", host)
-    wait.update(text)
+    wait.update(report.printable(text[:300]))
 
 
 def connect(host: Host, config) -> Connection:

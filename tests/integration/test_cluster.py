@@ -32,8 +32,9 @@ def assert_tutorial_files() -> None:
         zoo = cat(m, "/etc/zookeeper/conf/zoo.cfg").splitlines()
         assert [l for l in zoo if l.startswith("server.")] == servers
         assert "dataDir=/var/lib/zookeeper" in zoo and "admin.enableServer=false" in zoo
-        assert "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump" in zoo
+        assert "4lw.commands.whitelist=srvr,mntr,cons,dump" in zoo
         assert "autopurge.snapRetainCount=3" in zoo and "autopurge.purgeInterval=24" in zoo
+        assert f"clientPortAddress={ip(m)}" in zoo
         assert cat(m, "/etc/mesos-master/quorum") == "2\n"
         assert cat(m, "/etc/mesos-master/ip") == ip(m) + "\n"
         assert cat(m, "/etc/mesos-master/hostname") == ip(m) + "\n"
@@ -149,7 +150,14 @@ def test_dry_run_of_a_drifted_zoo_cfg_shows_the_restart_the_run_then_does():
     assert re.search(r"^master2 wait-zookeeper ok$", real.stdout, re.M)
     assert "tickTime=2000" in cat("master2", "/etc/zookeeper/conf/zoo.cfg").splitlines()
     after = {key: service_start(*key) for key in before}
-    assert [key for key in before if after[key] != before[key]] == [("master2", "zookeeper")]
+    restarted = [key for key in before if after[key] != before[key]]
+    if "asked it to abdicate" in real.stdout:
+        # The Marathon leader held its session on master2's ZooKeeper: the roll moved it off
+        # first (it abdicates and its supervisor starts it again), and said so.
+        assert sorted(restarted) == sorted([("master2", "zookeeper"), next(
+            k for k in restarted if k[1] == "marathon")])
+    else:
+        assert restarted == [("master2", "zookeeper")]
     assert_cluster_healthy()
 
 
@@ -259,9 +267,11 @@ def test_marathon_1_6_is_configured_through_etc_default():
     result = fab("cluster")
     assert result.returncode == 0
     for m in MASTERS:
-        assert cat(m, "/etc/default/marathon").splitlines()[1:] == [
-            f"MARATHON_MASTER={zk_url('/mesos')}", f"MARATHON_ZK={zk_url('/marathon')}",
-            f"MARATHON_HOSTNAME={ip(m)}"]
+        block = cat(m, "/etc/default/marathon").splitlines()
+        assert block[0].startswith("# BEGIN mesos-fab") and block[-1] == "# END mesos-fab"
+        assert block[1:-1] == [
+            f"MARATHON_HOSTNAME={ip(m)}", f"MARATHON_MASTER={zk_url('/mesos')}",
+            f"MARATHON_ZK={zk_url('/marathon')}"]
         # The tutorial's conf dir is not written: Marathon 1.5+ would ignore it.
         assert tb.ssh(m, "test -e /etc/marathon/conf").returncode != 0
     assert_cluster_healthy()

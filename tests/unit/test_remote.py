@@ -223,6 +223,15 @@ def test_wait_lock_waits_for_the_holder(server, conn, tmp_path):
     second_conn.close()
 
 
+def test_a_host_that_does_not_answer_the_exec_request_is_given_up(server, conn, monkeypatch):
+    monkeypatch.setattr(remote, "EXCHANGE_TIMEOUT", 1.0)
+    server.exec_delay = 4
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match="cannot start a command: Channel closed"):
+        remote_for(conn).run([("true", 5)], Control())
+    assert time.monotonic() - started < 3
+
+
 class Silent:
     """A host that takes the script and then never answers again."""
 
