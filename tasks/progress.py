@@ -13,7 +13,8 @@ lasted N seconds, so the many quick round trips of a run print nothing extra::
             time.sleep(1)
 
 Every printer in the tool goes through `println`, so the live line is never torn by another
-thread's output.
+thread's output, and what a server or a host sent cannot take the terminal over: control
+characters are shown as escapes (`printable`).
 """
 
 from __future__ import annotations
