@@ -11,11 +11,11 @@ Everything is in `tasks/` (steps, playbooks) and `testbed/`; this file only name
 import functools
 from contextlib import contextmanager
 
-from fabric import task
+from fabric import Connection, task
 from invoke import Collection, Task
 from invoke.exceptions import Exit
 
-from tasks import apps, cli, http, marathon, playbooks, progress, status
+from tasks import apps, cli, http, maintenance, marathon, playbooks, progress, status
 from tasks.steps import service
 from testbed import tasks as testbed_tasks
 
@@ -204,7 +204,61 @@ def cluster_status(c, json=False, deployment_age=status.DEFAULT_DEPLOYMENT_AGE,
         raise Exit(code=report.exit_code)
 
 
-ns = Collection(master, slave, cluster, rolling_restart, deploy_app, cluster_status)
+@task(help={**RUN_HELP, **BATCH_HELP})
+def upgrade(c, dry_run=False, batch=0, wait_lock=False):
+    """Install the versions that master_packages / slave_packages pin (mesos=..., marathon=...),
+    each right before its service restarts: masters one at a time, the leader last, then
+    agents in batches, behind the gates of every restart."""
+    cli.run_stages(c, playbooks.UPGRADE, dry_run=dry_run, batch=int(batch), wait_lock=wait_lock)
+
+
+def _agents(c, task_name: str) -> tuple:
+    """The inventory and the slaves named with -H (these tasks act on agents one by one)."""
+    cluster_ = cli.load_cluster(c)
+    if not isinstance(c, Connection):
+        raise Exit(f"{task_name}: name the agent: fab -H slave2 {task_name}", code=2)
+    return cluster_, cli.target_hosts(c, cluster_, ("slave",))
+
+
+@task(help={"window": "hours of the maintenance window announced to frameworks (default 1)",
+            "timeout": "seconds to wait for Marathon to relaunch the agent's tasks elsewhere "
+                       "(default 600)"})
+def drain_agent(c, window=1, timeout=600):
+    """Take an agent out of service (-H): maintenance window, machine down, its tasks relaunched
+    elsewhere (each named); it stays down until agent-up."""
+    if not cli.first_call(c, "drain-agent"):
+        return
+    cluster_, hosts = _agents(c, "drain-agent")
+    for host in hosts:
+        try:
+            for line in maintenance.drain(cluster_, host, hours=float(window),
+                                          timeout=float(timeout)):
+                progress.println(line)
+        except (maintenance.MaintenanceError, marathon.MarathonError, http.HttpError,
+                status.BadAnswer) as exc:
+            raise Exit(f"drain-agent failed on {host.name}: {exc}", code=1)
+
+
+@task(help={"timeout": "seconds to wait for the agent to be active again (default 120)"})
+def agent_up(c, timeout=120):
+    """Bring a drained agent back (-H): machine up, out of the schedule, mesos-slave started,
+    waits until the agent is active again."""
+    if not cli.first_call(c, "agent-up"):
+        return
+    cluster_, hosts = _agents(c, "agent-up")
+    try:
+        for host in hosts:
+            for line in maintenance.up(cluster_, host):
+                progress.println(line)
+        cli.run_step(c, service.START_SERVICES)
+        for host in hosts:
+            progress.println(maintenance.wait_active(cluster_, host, timeout=float(timeout)))
+    except (maintenance.MaintenanceError, http.HttpError, status.BadAnswer) as exc:
+        raise Exit(f"agent-up failed: {exc}", code=1)
+
+
+ns = Collection(master, slave, cluster, rolling_restart, upgrade, drain_agent, agent_up,
+                deploy_app, cluster_status)
 for _app_task in (app_list, app_show, app_scale, app_restart, app_destroy, deployments,
                   deployment_cancel):
     ns.add_task(_app_task)

@@ -65,6 +65,11 @@ def step_stages(step) -> tuple[Stage, ...]:
 
 SERVICES = tuple(g.service for g in RESTART_ORDER)
 
+# `fab upgrade`: the package versions pinned in the inventory, installed where each service
+# restarts (start-services): masters one at a time, the leader last, then agents in batches.
+UPGRADE = (Stage(("master",), (service.START_SERVICES,)),
+           Stage(("slave",), (service.START_SERVICES,)))
+
 
 def rolling_restart(services: tuple[str, ...]) -> tuple[Stage, ...]:
     """Restart the named services where they run, with the order and gates of every restart:

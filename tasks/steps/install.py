@@ -11,7 +11,7 @@ from __future__ import annotations
 from tasks import facts, render, shell
 from tasks.facts import Facts
 from tasks.step import Change, HostContext, Step, StepError
-from tasks.steps import files
+from tasks.steps import files, service
 
 SOURCES_FILE = "/etc/apt/sources.list.d/mesosphere.list"
 KEYRING = "/etc/apt/keyrings/mesosphere.gpg"
@@ -81,10 +81,13 @@ def _install_needs(ctx: HostContext) -> list[str]:
 
 def _install_plan(ctx: HostContext, found: Facts) -> list[Change]:
     missing = []
+    # An installed package of a service, pinned to another version, is upgraded by
+    # start-services, in the service's rolling restart (`service.PACKAGE_OF`).
+    rolled = {w for pins in service.pinned(ctx).values() for w in pins}
     for wanted in _packages(ctx):
         name, _, version = wanted.partition("=")
         have = found[facts.package(name)]
-        if have and (not version or have == version):
+        if have and (not version or have == version or wanted in rolled):
             continue
         missing.append(wanted)
     if not missing:

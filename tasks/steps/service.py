@@ -58,8 +58,31 @@ ZOO_CFG = "/etc/zookeeper/conf/zoo.cfg"
 STARTED_ZOO_CFG = "/var/lib/mesos-fab/started/zoo.cfg"
 
 
+# The package of each service's binaries. A version of it pinned in the inventory
+# (master_packages / slave_packages, `mesos=1.4.2-2.0.1`) that the host does not have is
+# installed by start-services right before it restarts the service, so that an upgrade goes
+# through the same rolling order and gates as every restart (install-* leaves it alone).
+PACKAGE_OF = {"zookeeper": "zookeeper", "mesos-master": "mesos", "mesos-slave": "mesos",
+              "marathon": "marathon"}
+
+
+def pinned(ctx: HostContext) -> dict[str, list[str]]:
+    """{service of this role: its package's `name=version` pins}."""
+    packages = ctx.host.settings.master_packages if ctx.host.role == "master" \
+        else ctx.host.settings.slave_packages
+    found: dict[str, list[str]] = {}
+    for wanted in packages:
+        name, _, version = wanted.partition("=")
+        for svc in RUNS[ctx.host.role]:
+            if version and PACKAGE_OF[svc] == name:
+                found.setdefault(svc, []).append(wanted)
+    return found
+
+
 def _start_needs(ctx: HostContext) -> list[str]:
     needs = [facts.INIT, facts.RESTART_MARKS] + [facts.service(s) for s in RUNS[ctx.host.role]]
+    needs += list(dict.fromkeys(facts.package(w.partition("=")[0])
+                                for pins in pinned(ctx).values() for w in pins))
     if ctx.host.role == "slave":
         needs.append(facts.file(AGENT_WORK_DIR_FILE))
     else:
@@ -81,14 +104,24 @@ def _start_plan(ctx: HostContext, found: Facts) -> list[Planned]:
                                   sets={facts.service(svc): Service(True, state.running)},
                                   kind="service"))
         marked = svc in marks
-        if not (marked or not state.running):
+        upgrade = [w for w in pinned(ctx).get(svc, [])
+                   if found[facts.package(w.partition("=")[0])] != w.partition("=")[2]]
+        if not (marked or upgrade or not state.running):
             continue
         changes = []
         new_identity = marked and svc == "mesos-slave" and AGENT_INFO_MARK in marks
         if new_identity:
             marks.discard(AGENT_INFO_MARK)
             changes += _drop_agent_checkpoint(found, frozenset(marks))
-        summary = f"restart {svc} (marked for a restart)" if marked else f"start {svc}"
+        if upgrade:
+            lock_wait = ctx.host.settings.dpkg_lock_timeout
+            changes.append(Change(
+                f"install {' '.join(upgrade)}",
+                f"{shell.apt_update(lock_wait)} && {shell.apt_install(upgrade, lock_wait)}",
+                kind="apt", sets={facts.package(w.partition("=")[0]): w.partition("=")[2]
+                                  for w in upgrade}))
+        summary = (f"restart {svc} (marked for a restart)" if marked else
+                   f"restart {svc} (upgraded)" if upgrade and state.running else f"start {svc}")
         changes.append(Change(summary, restart_command(strategy, svc),
                               sets={facts.service(svc): Service(True, True)}, kind="service"))
         if marked:
