@@ -9,7 +9,8 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
   standby holds a request up to 2.75 s, then 503 "Could not determine the current leader";
   a leader that refuses the connection: 503 (1.4) / 502 (1.6) "Connection to leader refused.",
   that times out: 504 (Jetty's HTML error pages). The leader exits as soon as its ZooKeeper
-  connection is suspended (Curator's LeaderLatch loses leadership, Marathon then terminates);
+  connection is suspended (Curator's LeaderLatch loses leadership, Marathon then terminates),
+  having ended its session as soon as it got through to a server again;
 - apps, the framework id and Marathon's own record of each task (its app, the version it was
   launched with, its agent and state) live in ZooKeeper (`<zk path>/state/...`), so they
   survive a leader change. The records change on status updates and on reconciliation with
@@ -169,11 +170,12 @@ class Marathon:
         if state in ("SUSPENDED", "LOST") and self.elected and not self.stopping:
             # Curator's LeaderLatch gives up leadership as soon as the connection is suspended,
             # and Marathon exits when it loses leadership ("Terminating after loss of
-            # leadership"); systemd restarts it. Its candidate node stays until the session
-            # expires, unless the client got through to another server in the meantime.
+            # leadership"); systemd restarts it. On its way out it closes the latch and the
+            # client, which end its session once the client is connected again: see below.
             log.critical("Lost leadership (ZooKeeper connection %s); exiting", state.lower())
             self.elected = False
-            threading.Thread(target=self._exit_after_abdication, daemon=True).start()
+            threading.Thread(target=self._exit_after_abdication, args=(state == "SUSPENDED",),
+                             daemon=True).start()
             return
         if state == "LOST" and self.ha:
             # A standby's candidate node died with its session: stand again once reconnected
@@ -198,10 +200,17 @@ class Marathon:
         threading.Thread(target=later, daemon=True).start()
         return Response(200, {"message": "Leadership abdicated"})
 
-    def _exit_after_abdication(self):
-        """Marathon's shutdown hooks abdicate and close the ZooKeeper client (which deletes
-        its ephemeral nodes if it is connected again by then), then the JVM exits."""
+    def _exit_after_abdication(self, reconnect=False):
+        """Marathon's election service stops before the process crashes: it closes its
+        LeaderLatch (a guaranteed delete of its node) and its Curator client, whose
+        ZooKeeper.close() sends closeSession and waits for it, so on a suspended connection
+        (`reconnect`) the session ends as soon as the client gets through to a server again,
+        within the session timeout; a session that expired meanwhile took the node with it."""
         try:
+            if reconnect:
+                deadline = time.time() + self.flags["zk_session_timeout"] / 1000.0
+                while not self.zk.connected and time.time() < deadline:
+                    time.sleep(0.05)
             self.zk.stop()
         finally:
             os._exit(1)
