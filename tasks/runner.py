@@ -473,7 +473,10 @@ def _hand_over(ctl: Run, handover, hosts: list[Host]) -> None:
             lambda seen: (lambda v, why, _: why if v == "wait" else None)(
                 *handover.assess(ctl.cluster, seen, hosts, leaving)))
         verdict, why, leader = handover.assess(ctl.cluster, seen, hosts, leaving)
-        if verdict == "clear" or ctl.control.stop.is_set():
+        if ctl.control.stop.is_set():
+            return
+        if verdict == "clear":
+            ctl.reporter.show(f"{handover.name}: {why}")
             return
         if verdict == "wait":
             ctl.reporter.show(f"{handover.name}: {why} after {ctl.gate_timeout:g} s; "
