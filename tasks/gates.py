@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks import http, status, zk
-from tasks.marathon import Marathon as MarathonClient
+from tasks import http, status
 from tasks.model import Cluster, Host
 from tasks.status import Probe
 
@@ -248,80 +247,31 @@ class Marathon:
 
 
 
-# --- Marathon's leader, off a ZooKeeper server about to restart ---------------------------------
+# --- Marathon on every master, before a ZooKeeper server restarts -------------------------------
 
-@dataclass(frozen=True)
-class MarathonOnZk:
-    marathons: dict[str, Probe]      # master name -> the leader it names (error: no answer)
-    servers: dict[str, Probe]        # ZooKeeper host -> (ephemeral node -> owner, sessions on it)
+class MarathonEverywhere:
+    """Marathon's leader exits whenever its ZooKeeper connection is suspended (Curator's
+    LeaderLatch gives up leadership): when the server its session is on restarts, and when
+    ZooKeeper's leader restarts (every server stops serving during the election). A standby
+    then takes over within a second or two, if there is one: an instance that exited is back
+    only when its supervisor restarts it (systemd: RestartSec=20 for Marathon's unit). So
+    before each ZooKeeper restart, Marathon must answer on every master. Past the gate
+    timeout the restart goes ahead: Marathon's availability is not the quorum's."""
+    name = "wait-marathon-everywhere"
 
+    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float):
+        return MARATHON.observe(cluster, hosts, timeout)
 
-def _zk_sessions(host: Host, timeout: float) -> tuple[dict[str, str], set[str]]:
-    """What a ZooKeeper server says of its sessions: `dump`'s ephemeral nodes and their owners,
-    `cons`' sessions connected to it (both in the 4lw whitelist the tool writes)."""
-    port = host.settings.zk_port
-    return (zk.ephemerals(zk.ask(host.ip, port, "dump", timeout=timeout)),
-            zk.sessions(zk.ask(host.ip, port, "cons", timeout=timeout)))
+    def ready(self, cluster: Cluster, seen, hosts: list[Host]) -> str | None:
+        down = [f"{m.name} {seen[m.name].error}" for m in cluster.masters if seen[m.name].error]
+        if len(down) == len(cluster.masters):
+            return None         # no Marathon here to keep up
+        if down:
+            return "; ".join(down)
+        return None if status.marathon_leader(seen) else "no master names a leader"
 
-
-class MarathonLeaderOff:
-    """Marathon's leader exits as soon as the ZooKeeper server its session is on goes away
-    (Curator's LeaderLatch gives up leadership on a suspended connection), and a standby takes
-    over only once that session expires: ~10 s without a Marathon (11 s on the testbed). Asked
-    to abdicate (DELETE /v2/leader), it leaves with its session and a standby leads within a
-    second. So before a ZooKeeper server restarts: the leader's election node is the lowest
-    `member_` under Marathon's `leader` znode (`dump` names its session); if that session is
-    connected to the server (`cons`) and a standby answers, the leader is asked to abdicate,
-    and its successor is checked the same way. A server that will not say (a zoo.cfg from
-    before `cons,dump` were whitelisted) is restarted without this."""
-    name = "move-marathon-leader"
-
-    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float) -> MarathonOnZk:
-        calls = {("marathon", m.name): (_marathon_answers, m, timeout) for m in cluster.masters}
-        calls.update({("zk", h.name): (_zk_sessions, h, timeout) for h in hosts})
-        found = status.parallel(calls)
-        return MarathonOnZk({m.name: found[("marathon", m.name)] for m in cluster.masters},
-                            {h.name: found[("zk", h.name)] for h in hosts})
-
-    def assess(self, cluster: Cluster, seen: MarathonOnZk, hosts: list[Host],
-               leaving: set[str]) -> tuple[str, str, str | None]:
-        """(verdict, why, the leader): "clear" (nothing to move), "move" or "wait". A leader
-        in `leaving` was asked to abdicate: its successor is waited for."""
-        answering = [n for n, p in seen.marathons.items() if p.error is None]
-        if not answering:
-            return "clear", "no Marathon answers", None
-        leader = MARATHON.leader(cluster, seen.marathons)
-        if leader is None or leader in leaving or leader not in answering:
-            return "wait", "Marathon elects a leader", leader
-        prefix = cluster.settings.zk_marathon_path + "/leader/member_"
-        on, everyone, unknown = [], [], []
-        for h in hosts:
-            server = seen.servers[h.name]
-            if server.error:
-                unknown.append(f"{h.name}: {server.error}")
-                continue
-            owners, connected = server.value
-            # Sequence order is election order: the lowest node leads, the next one follows.
-            members = [owners[path] for path in sorted(owners) if path.startswith(prefix)]
-            if members and members[0] in connected:
-                on.append(h.name)
-                if all(m in connected for m in members):
-                    everyone.append(h.name)
-        if not on:
-            return "clear", (f"cannot tell where Marathon's leader {leader} has its session "
-                             f"({'; '.join(unknown)})" if unknown else
-                             f"Marathon's leader {leader} has its session elsewhere"), leader
-        why = f"Marathon's leader {leader} has its ZooKeeper session on {', '.join(on)}"
-        if everyone:
-            # No successor would be better placed: the restart costs Marathon an election.
-            return "clear", f"{why}, as has every Marathon: no move helps", leader
-        if not [n for n in answering if n != leader]:
-            return "wait", f"{why}, and no standby answers to take over", leader
-        return "move", why, leader
-
-    def move(self, cluster: Cluster, timeout: float) -> None:
-        with MarathonClient.for_cluster(cluster, timeout=timeout, log=status.quiet) as client:
-            client.abdicate()
+    def expects(self, cluster: Cluster, hosts: list[Host]) -> str:
+        return "Marathon answers on every master, so that a leader lost in the restart has a successor"
 
 
 # --- agents ------------------------------------------------------------------------------------
@@ -406,4 +356,4 @@ class Agents:
 
 ZOOKEEPER, MESOS_MASTER, MARATHON, AGENTS = ZooKeeper(), MesosMaster(), Marathon(), Agents()
 ZOOKEEPER_STARTS = ZooKeeperStarts(ZOOKEEPER)
-MARATHON_LEADER_OFF = MarathonLeaderOff()
+MARATHON_EVERYWHERE = MarathonEverywhere()

@@ -42,10 +42,10 @@ STEPS = tuple(dict.fromkeys(MASTER + SLAVE))
 # service is rolled on its own, so that its leader goes last (the Mesos and the Marathon
 # leader need not be on the same master); the agents follow, in batches. A follower whose new
 # zoo.cfg gives the leader other ports than it runs with is bridged (`config.zoo_cfg_bridge`);
-# Marathon's leader is moved off a ZooKeeper server before it restarts (`gates.MarathonLeaderOff`).
+# Marathon must run on every master before each ZooKeeper restart (`gates.MarathonEverywhere`).
 RESTART_ORDER = (
     RestartGroup("zookeeper", gates.ZOOKEEPER, start_gate=gates.ZOOKEEPER_STARTS,
-                 bridge=config.zoo_cfg_bridge, handover=gates.MARATHON_LEADER_OFF),
+                 bridge=config.zoo_cfg_bridge, companion=gates.MARATHON_EVERYWHERE),
     RestartGroup("mesos-master", gates.MESOS_MASTER),
     RestartGroup("marathon", gates.MARATHON),
     RestartGroup("mesos-slave", gates.AGENTS, batched=True),

@@ -32,9 +32,8 @@ def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181, snap_reta
         f"autopurge.snapRetainCount={snap_retain_count}\n",
         f"autopurge.purgeInterval={purge_interval}\n",
         f"clientPort={client_port}\n",
-        # srvr/stat/mntr let operators (and our checks) see leader/follower; ruok is the probe;
-        # cons and dump tell a rolling restart which server holds Marathon's leader's session.
-        "4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump\n",
+        # srvr/stat/mntr let operators (and our checks) see leader/follower; ruok is the probe.
+        "4lw.commands.whitelist=ruok,srvr,stat,mntr\n",
         # The AdminServer would take port 8080, which is Marathon's on the same masters.
         "admin.enableServer=false\n",
     ]

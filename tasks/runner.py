@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from tasks import facts, http, plan, progress, report, ssh
+from tasks import facts, plan, progress, report, ssh
 from tasks.facts import Snapshot
-from tasks.marathon import MarathonError
 from tasks.model import Cluster, Host
 from tasks.plan import Entry, HostPlan
 from tasks.remote import Control, Outcome, Remote, RemoteError, SshProcesses
@@ -434,8 +433,8 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
                   f"{ctl.gate_timeout:g} s it still could not spare it: {problem}")
             return
         remaining.remove(batch)
-        if roll.group.handover is not None:
-            _hand_over(ctl, roll.group.handover, hosts_of(batch))
+        if roll.group.companion is not None:
+            _companion(ctl, roll.group.companion, hosts_of(batch))
         _round(ctl, sessions, batch.work)
         if ctl.control.stop.is_set():
             return
@@ -460,36 +459,15 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
             _report_ready(sessions[i], ctl.reporter)
 
 
-def _hand_over(ctl: Run, handover, hosts: list[Host]) -> None:
-    """Move another service's leader off `hosts` before they restart (`RestartGroup.handover`),
-    as often as the next leader needs it (once per master at most). Past the gate timeout, the
-    restart goes ahead: that service is not kept up by it, the cluster's quorum is."""
-    names = ", ".join(h.name for h in hosts)
-    leaving: set[str] = set()
-    for _ in ctl.cluster.masters:
-        seen, problem = _poll(
-            ctl, f"{handover.name}: wait until no leader depends on {names}",
-            lambda: handover.observe(ctl.cluster, hosts, GATE_READ_TIMEOUT),
-            lambda seen: (lambda v, why, _: why if v == "wait" else None)(
-                *handover.assess(ctl.cluster, seen, hosts, leaving)))
-        verdict, why, leader = handover.assess(ctl.cluster, seen, hosts, leaving)
-        if ctl.control.stop.is_set():
-            return
-        if verdict == "clear":
-            ctl.reporter.show(f"{handover.name}: {why}")
-            return
-        if verdict == "wait":
-            ctl.reporter.show(f"{handover.name}: {why} after {ctl.gate_timeout:g} s; "
-                              f"restarting {names} all the same")
-            return
-        leaving.add(leader)
-        try:
-            handover.move(ctl.cluster, GATE_READ_TIMEOUT)
-        except (MarathonError, http.HttpError) as exc:
-            # It may have acted before the answer was lost: its successor is waited for.
-            ctl.reporter.show(f"{handover.name}: {why}; asked it to abdicate: {exc}")
-        else:
-            ctl.reporter.show(f"{handover.name}: {why}: asked it to abdicate")
+def _companion(ctl: Run, gate, hosts: list[Host]) -> None:
+    """Before `hosts` restart: another service's health (`RestartGroup.companion`), waited for
+    up to the gate timeout; the restart goes ahead either way, saying so when it was not met."""
+    _, problem = _poll(ctl, f"wait until {gate.expects(ctl.cluster, hosts)}",
+                       lambda: gate.observe(ctl.cluster, hosts, GATE_READ_TIMEOUT),
+                       lambda seen: gate.ready(ctl.cluster, seen, hosts))
+    if problem is not None and not ctl.control.stop.is_set():
+        ctl.reporter.show(f"{gate.name}: not met after {ctl.gate_timeout:g} s ({problem}); "
+                          f"restarting {', '.join(h.name for h in hosts)} all the same")
 
 
 def _stop(ctl: Run, sessions: list[Session], batch: plan.Batch, message: str) -> None:

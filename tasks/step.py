@@ -118,21 +118,6 @@ class StartGate(Protocol):
     def expects(self, cluster: Cluster, hosts: list[Host]) -> str: ...
 
 
-class Handover(Protocol):
-    """Before a host's restart: another service's leader to move off it first (Marathon's,
-    which a restart of the ZooKeeper server its session is on would cost ~10 s)."""
-    name: str
-
-    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float): ...
-
-    def assess(self, cluster: Cluster, seen, hosts: list[Host],
-               leaving: set[str]) -> tuple[str, str, str | None]:
-        """(verdict, why, leader): "clear", nothing to move; "move" it now; "wait" (for the
-        successor of a leader in `leaving`, or for a standby to take over)."""
-
-    def move(self, cluster: Cluster, timeout: float) -> None: ...
-
-
 @dataclass(frozen=True)
 class RestartGroup:
     """One service's restarts across hosts, in the order of `RESTART_ORDER`: where it serves,
@@ -146,4 +131,6 @@ class RestartGroup:
     # the leader before the leader restarts, or None when a plain restart does: see
     # `steps.config.zoo_cfg_bridge`. The host's restart then stays owed, for a second pass.
     bridge: Callable | None = None
-    handover: Handover | None = None
+    # Another service's health to wait for before each host's restart, without stopping the
+    # roll when it does not come (Marathon's standbys before a ZooKeeper restart).
+    companion: Gate | None = None

@@ -61,24 +61,15 @@ class Scripted:
         return self.script(cluster, hosts)
 
 
-def order(script, handover=None) -> tuple[RestartGroup, ...]:
-    """RESTART_ORDER with every gate answered by `script(service, cluster, hosts)`, and the
-    ZooKeeper handover by `handover` (a `Handover` of World's), else one that is always clear."""
-    def scripted(g):
-        return g and Scripted(g, lambda cluster, hosts: script(g.service, cluster, hosts))
+def order(script) -> tuple[RestartGroup, ...]:
+    """RESTART_ORDER with every gate (and companion) answered by `script(service, cluster,
+    hosts)`: a companion reads the service it waits for (Marathon's)."""
+    def scripted(g, service=None):
+        return g and Scripted(g, lambda cluster, hosts: script(service or g.service, cluster,
+                                                              hosts))
     return tuple(replace(group, gate=scripted(group.gate), start_gate=scripted(group.start_gate),
-                         handover=group.handover and (handover or Clear()))
+                         companion=scripted(group.companion, "marathon"))
                  for group in playbooks.RESTART_ORDER)
-
-
-class Clear:
-    name = "move-marathon-leader"
-
-    def observe(self, cluster, hosts, timeout):
-        return None
-
-    def assess(self, cluster, seen, hosts, leaving):
-        return "clear", "scripted", None
 
 
 class World:
@@ -96,7 +87,6 @@ class World:
         self.broken: set[tuple[str, str]] = set()
         self.tasks: list[tuple[str, str]] = []
         self.lost: set[str] = set()
-        self.sessions_on: dict[str, str] = {}      # Marathon host -> its ZooKeeper server
         self.log: list[tuple[str, str]] = []       # (host, service) in the order restarted
 
     def restarted(self, host: str, service: str) -> None:
@@ -122,31 +112,3 @@ def everywhere(cluster) -> dict[str, set[str]]:
     masters = {m.name for m in cluster.masters}
     return {"zookeeper": masters, "mesos-master": masters, "marathon": masters,
             "mesos-slave": {s.name for s in cluster.slaves}}
-
-
-class Handover:
-    """MarathonLeaderOff's judgement on `world`: the Marathon leader is the world's, and each
-    Marathon's ZooKeeper session is on `world.sessions_on[marathon host]`; a move makes the
-    first other serving master lead Marathon."""
-
-    def __init__(self, world: World):
-        self.world, self.name = world, gates.MARATHON_LEADER_OFF.name
-
-    def observe(self, cluster, hosts, timeout):
-        leader = self.world.leaders.get("marathon")
-        serving = sorted(self.world.serving["marathon"], key=lambda m: m != leader)
-        members = {f"{cluster.settings.zk_marathon_path}/leader/member_{i:010d}": f"sid-{m}"
-                   for i, m in enumerate(serving)}      # the leader's node is the lowest
-        return gates.MarathonOnZk(
-            view(cluster, "marathon", sorted(self.world.serving["marathon"]), leader),
-            {h.name: Probe((members, {f"sid-{m}" for m, on in self.world.sessions_on.items()
-                                      if on == h.name})) for h in hosts})
-
-    def assess(self, cluster, seen, hosts, leaving):
-        return gates.MARATHON_LEADER_OFF.assess(cluster, seen, hosts, leaving)
-
-    def move(self, cluster, timeout):
-        old = self.world.leaders["marathon"]
-        self.world.log.append((old, "abdicate marathon"))
-        self.world.leaders["marathon"] = next(m for m in sorted(self.world.serving["marathon"])
-                                              if m != old)

@@ -214,59 +214,15 @@ def test_agents_without_a_leading_master(fakes):
         "the leading master: no master elected"
 
 
-# --- Marathon's leader off a ZooKeeper server --------------------------------------------------
+# --- Marathon everywhere, before a ZooKeeper restart -------------------------------------------
 
-DUMP = """SessionTracker dump:
-Global Sessions(3):
-0x100000000000001\t10000ms
-ephemeral nodes dump:
-Sessions with Ephemerals (3):
-0x100000000000002:
-\t/marathon/leader/member_0000000009
-0x100000000000001:
-\t/marathon/leader/member_0000000007
-\t/mesos/json.info_0000000001
-0x100000000000003:
-\t/marathon/leader/member_0000000008
-Connections dump:
-"""
-
-
-def cons(*sids):
-    return "".join(f" /127.0.0.1:4{i}[1](queued=0,recved=2,sent=2,sid={sid},lop=PING)\n"
-                   for i, sid in enumerate(sids)) + "\n"
-
-
-def test_marathons_leader_is_moved_only_off_the_server_with_its_session(fakes):
-    """The lowest election node (member_7) is the leader's: its session, 0x...01, is connected
-    to master2's server, not to master3's."""
-    for name, sids in (("master2", ("0x100000000000001",)), ("master3", ("0x100000000000002",))):
-        fakes[name].zk.answers.update({"dump": DUMP, "cons": cons(*sids)})
-    off = gates.MARATHON_LEADER_OFF
-    seen = read(off, fakes, "master2")
-    assert off.assess(fakes.cluster, seen, [fakes.host("master2")], set()) == (
-        "move", "Marathon's leader master1 has its ZooKeeper session on master2", "master1")
-    seen = read(off, fakes, "master3")
-    assert off.assess(fakes.cluster, seen, [fakes.host("master3")], set())[0] == "clear"
-    assert off.assess(fakes.cluster, seen, [fakes.host("master3")], {"master1"})[:2] == (
-        "wait", "Marathon elects a leader"), "asked to abdicate: its successor is waited for"
-
-
-def test_a_server_that_will_not_say_is_restarted_without_a_move(fakes):
-    fakes["master2"].zk.answers.update({
-        "dump": "dump is not executed because it is not in the whitelist.\n"})
-    off = gates.MARATHON_LEADER_OFF
-    verdict, why, _ = off.assess(fakes.cluster, read(off, fakes, "master2"),
-                                 [fakes.host("master2")], set())
-    assert verdict == "clear" and why.startswith(
-        "cannot tell where Marathon's leader master1 has its session (master2: ZooKeeper "
-        "127.0.0.1:") and "'dump' is not in 4lw.commands.whitelist" in why
-
-
-def test_no_move_when_every_marathon_has_its_session_on_the_server(fakes):
-    fakes["master2"].zk.answers.update({"dump": DUMP, "cons": cons(
-        "0x100000000000001", "0x100000000000002", "0x100000000000003")})
-    off = gates.MARATHON_LEADER_OFF
-    assert off.assess(fakes.cluster, read(off, fakes, "master2"), [fakes.host("master2")],
-                      set())[:2] == ("clear", "Marathon's leader master1 has its ZooKeeper "
-                                     "session on master2, as has every Marathon: no move helps")
+def test_a_zookeeper_restart_waits_for_marathon_on_every_master(fakes):
+    every = gates.MARATHON_EVERYWHERE
+    hosts = [fakes.host("master2")]
+    assert every.ready(fakes.cluster, read(every, fakes), hosts) is None
+    fakes["master3"].marathon.close()
+    problem = every.ready(fakes.cluster, read(every, fakes), hosts)
+    assert problem.startswith("master3 no Marathon master answered GET /ping")
+    for m in ("master1", "master2"):
+        fakes[m].marathon.close()
+    assert every.ready(fakes.cluster, read(every, fakes), hosts) is None, "no Marathon to keep up"

@@ -22,7 +22,7 @@ dataDir=/var/lib/zookeeper
 autopurge.snapRetainCount=3
 autopurge.purgeInterval=24
 clientPort=2181
-4lw.commands.whitelist=ruok,srvr,stat,mntr,cons,dump
+4lw.commands.whitelist=ruok,srvr,stat,mntr
 admin.enableServer=false
 """
 

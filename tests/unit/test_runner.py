@@ -49,7 +49,7 @@ def no_ssh(mocker):
 def no_gate_reads(mocker):
     """The tutorial's addresses are not this machine's to probe: only scripted gates read."""
     for gate in (gates.ZooKeeper, gates.ZooKeeperStarts, gates.MesosMaster, gates.Marathon,
-                 gates.Agents, gates.MarathonLeaderOff):
+                 gates.Agents, gates.MarathonEverywhere):
         mocker.patch.object(gate, "observe", side_effect=AssertionError("a real gate read"))
     mocker.patch.object(runner, "GATE_POLL", 0.01)
 
