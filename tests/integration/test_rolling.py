@@ -131,6 +131,7 @@ def test_a_gate_not_met_stops_the_roll_and_a_rerun_continues(long_task):
     """Marathon on the first master rolled refuses its flags (an unknown one): its gate times
     out, no further master is restarted; once the flag is gone a re-run finishes the roll."""
     edit_inventory(add_setting("gate_timeout = 8"))
+    assert_cluster_healthy()    # every Marathon up (one cut off by a ZooKeeper restart is back)
     leader = (wait_for("a Marathon leader", lambda: next(
         (m for m in MASTERS if (http_leader(m) or "").startswith(ip(m) + ":")), None)))
     first = next(m for m in MASTERS if m != leader)
