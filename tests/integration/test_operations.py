@@ -32,7 +32,7 @@ LOOP = "while true; do sleep 1; done"
 # (300 s by default): this app says 0, as an operator who drains machines would.
 LONG = {"id": "long", "cmd": LOOP, "cpus": 0.1, "mem": 16,
         "unreachableStrategy": {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0}}
-AGENTS = list(SLAVES) + ["slave4"]
+AGENTS = [*SLAVES, "slave4"]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def running_task() -> dict:
 
 
 def host_of(address: str) -> str:
-    return next(h for h in MASTERS + AGENTS if ip(h) == address)
+    return next(h for h in [*MASTERS, *AGENTS] if ip(h) == address)
 
 
 def test_an_added_agent_joins_and_nothing_else_restarts(long_task):
@@ -115,7 +115,7 @@ def test_upgrade_rolls_masters_one_at_a_time_then_the_agents(long_task):
     watch, result, took = watched("upgrade")
     assert result.returncode == 0
     assert_kept_up(watch, task, zk_elections=0)
-    for h in MASTERS + AGENTS:
+    for h in [*MASTERS, *AGENTS]:
         assert tb.ssh(h, "dpkg-query -W -f '${Version}' mesos").stdout == newer["mesos"], h
     for m in MASTERS:
         assert tb.ssh(m, "dpkg-query -W -f '${Version}' marathon").stdout == newer["marathon"]
@@ -151,7 +151,7 @@ def test_a_failed_master_is_replaced_by_a_new_host_with_its_myid(long_task):
     assert len(gaps) <= 1 and all(g < 2 for g in gaps), gaps   # the survivors' leader, last
     assert [t["id"] for t in marathon_tasks("/long")] == [task["id"]], "the app kept running"
     url = f"zk://{ip('master1')}:2181,{ip('master2')}:2181,{new}:2181/mesos"
-    for h in MASTERS + AGENTS:
+    for h in [*MASTERS, *AGENTS]:
         assert cat(h, "/etc/mesos/zk") == url + "\n", h
     for m in MASTERS:
         assert f"server.3={new}:2888:3888" in cat(m, "/etc/zookeeper/conf/zoo.cfg")
