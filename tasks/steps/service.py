@@ -115,9 +115,10 @@ def _start_plan(ctx: HostContext, found: Facts) -> list[Planned]:
             changes += _drop_agent_checkpoint(found, frozenset(marks))
         if upgrade:
             lock_wait = ctx.host.settings.dpkg_lock_timeout
+            # The lists first: the pinned version may have been published since the last update.
+            changes.append(Change("apt-get update", shell.apt_update(lock_wait), kind="apt"))
             changes.append(Change(
-                f"install {' '.join(upgrade)}",
-                f"{shell.apt_update(lock_wait)} && {shell.apt_install(upgrade, lock_wait)}",
+                f"install {' '.join(upgrade)}", shell.apt_install(upgrade, lock_wait),
                 kind="apt", sets={facts.package(w.partition("=")[0]): w.partition("=")[2]
                                   for w in upgrade}))
         summary = (f"restart {svc} (marked for a restart)" if marked else
