@@ -262,13 +262,14 @@ class MarathonEverywhere:
     def observe(self, cluster: Cluster, hosts: list[Host], timeout: float):
         return MARATHON.observe(cluster, hosts, timeout)
 
-    def ready(self, cluster: Cluster, seen, hosts: list[Host]) -> str | None:
-        down = [f"{m.name} {seen[m.name].error}" for m in cluster.masters if seen[m.name].error]
-        if len(down) == len(cluster.masters):
-            return None         # no Marathon here to keep up
+    def ready(self, cluster: Cluster, before, seen, hosts: list[Host]) -> str | None:
+        """Every Marathon that answered when the roll began (`before`) answers again: one
+        that exited meanwhile is back. (A new master's is started later in the run.)"""
+        running = [m for m in cluster.masters if before[m.name].error is None]
+        down = [f"{m.name} {seen[m.name].error}" for m in running if seen[m.name].error]
         if down:
             return "; ".join(down)
-        return None if status.marathon_leader(seen) else "no master names a leader"
+        return None if not running or status.marathon_leader(seen) else "no master names a leader"
 
     def expects(self, cluster: Cluster, hosts: list[Host]) -> str:
         return "Marathon answers on every master, so that a leader lost in the restart has a successor"

@@ -409,6 +409,9 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
                             {i: e for i, e in b.gates.items() if not sessions[i].failed},
                             b.keeps_tasks) for b in roll.batches]
     remaining = [b for b in remaining if b.work]
+    companion = roll.group.companion
+    if remaining and companion is not None:
+        companion_before = companion.observe(cluster, [], GATE_READ_TIMEOUT)
     while remaining and not ctl.control.stop.is_set():
         def hosts_of(b: plan.Batch) -> list[Host]:
             return [sessions[i].host for i in b.work]
@@ -433,8 +436,8 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
                   f"{ctl.gate_timeout:g} s it still could not spare it: {problem}")
             return
         remaining.remove(batch)
-        if roll.group.companion is not None:
-            _companion(ctl, roll.group.companion, hosts_of(batch))
+        if companion is not None:
+            _companion(ctl, companion, companion_before, hosts_of(batch))
         _round(ctl, sessions, batch.work)
         if ctl.control.stop.is_set():
             return
@@ -459,12 +462,13 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
             _report_ready(sessions[i], ctl.reporter)
 
 
-def _companion(ctl: Run, gate, hosts: list[Host]) -> None:
-    """Before `hosts` restart: another service's health (`RestartGroup.companion`), waited for
-    up to the gate timeout; the restart goes ahead either way, saying so when it was not met."""
+def _companion(ctl: Run, gate, before, hosts: list[Host]) -> None:
+    """Before `hosts` restart: another service's health (`RestartGroup.companion`) as it was
+    when the roll began (`before`), waited for up to the gate timeout; the restart goes ahead
+    either way, saying so when it was not met."""
     _, problem = _poll(ctl, f"wait until {gate.expects(ctl.cluster, hosts)}",
                        lambda: gate.observe(ctl.cluster, hosts, GATE_READ_TIMEOUT),
-                       lambda seen: gate.ready(ctl.cluster, seen, hosts))
+                       lambda seen: gate.ready(ctl.cluster, before, seen, hosts))
     if problem is not None and not ctl.control.stop.is_set():
         ctl.reporter.show(f"{gate.name}: not met after {ctl.gate_timeout:g} s ({problem}); "
                           f"restarting {', '.join(h.name for h in hosts)} all the same")

@@ -131,6 +131,7 @@ class RestartGroup:
     # the leader before the leader restarts, or None when a plain restart does: see
     # `steps.config.zoo_cfg_bridge`. The host's restart then stays owed, for a second pass.
     bridge: Callable | None = None
-    # Another service's health to wait for before each host's restart, without stopping the
-    # roll when it does not come (Marathon's standbys before a ZooKeeper restart).
-    companion: Gate | None = None
+    # Another service's health to wait for before each host's restart, as it was when the
+    # roll began, without stopping the roll when it does not come back (Marathon's standbys
+    # before a ZooKeeper restart): observe(), ready(cluster, before, seen, hosts), expects().
+    companion: object | None = None
