@@ -157,6 +157,9 @@ class Remote:
         holder, or (`wait`) `on_held(holder)` and wait for it, until `control` says stop."""
         proc = self._start(shell.hold_run_lock(holder, wait, self.login))
         reader = _Reader()
+        # Waiting for another run is the operator's choice (--wait-lock; Ctrl-C ends it);
+        # otherwise the answer is quick, and a host that gives none is given up.
+        deadline = None if wait else time.monotonic() + EXCHANGE_TIMEOUT
         try:
             while True:
                 status = self._poll(proc, reader)
@@ -176,6 +179,9 @@ class Remote:
                                       f"(exit {status})")
                 if control.stop.is_set():
                     raise RemoteError("interrupted while waiting for the run lock")
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RemoteError(f"no answer about the lock {shell.RUN_LOCK} within "
+                                      f"{EXCHANGE_TIMEOUT:g} s")
         except LOST as exc:
             proc.close()
             raise RemoteError(f"connection lost: {exc}") from None

@@ -230,7 +230,9 @@ def run(sessions: list[Session], stages: list[Stage], order: tuple[RestartGroup,
             s.open(lock)
             result = s.run_round([], plan.needs(s.ctx, steps))
         except HostFailed as exc:
-            result = RoundResult(0, str(exc))
+            # Given up on because of the stop (a wait for the run lock): interrupted.
+            result = RoundResult(0, str(exc), interrupted=NOT_STARTED if control.stop.is_set()
+                                 else "")
         if result.interrupted:
             _interrupt(s, reporter, first_step(s), NOT_STARTED)
         elif result.error:
