@@ -42,7 +42,7 @@ def reporter() -> report.Reporter:
     global _reporter
     if _reporter is None:
         _reporter = report.Reporter()
-        atexit.register(lambda: _reporter.counts and print(_reporter.recap(), flush=True))
+        atexit.register(lambda: _reporter.counts and progress.println(_reporter.recap()))
     return _reporter
 
 

@@ -294,6 +294,7 @@ class Snapshot:
 
     def __init__(self, values: dict[str, object] | None = None):
         self.values: dict[str, object] = dict(values or {})
+        self.gathered: dict[str, object] = dict(values or {})   # as last read from the host
         self.unknown: dict[str, str] = {}       # name -> the change that made it unknowable
 
     def read(self, name: str) -> object:
@@ -309,15 +310,20 @@ class Snapshot:
         return [n for n in dict.fromkeys(names) if n not in self.values or n in self.unknown]
 
     def update(self, gathered: dict[str, object]) -> None:
-        self.values.update(gathered)
-        for name in gathered:
-            self.unknown.pop(name, None)
+        """Facts read from the host (kept apart too, in `gathered`: the host as it was)."""
+        self.gathered.update(gathered)
+        self._set(gathered)
 
     def apply(self, sets: dict[str, object], forgets: tuple[str, ...], because: str) -> None:
         for name in self.values:
             if kind_of(name) in forgets:
                 self.unknown[name] = because
-        self.update(sets)
+        self._set(sets)
+
+    def _set(self, values: dict[str, object]) -> None:
+        self.values.update(values)
+        for name in values:
+            self.unknown.pop(name, None)
 
 
 class Facts:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks import http, status
+from tasks import http, status, zk
+from tasks.marathon import Marathon as MarathonClient
 from tasks.model import Cluster, Host
 from tasks.status import Probe
 
@@ -128,42 +129,73 @@ class ZooKeeperStarts:
 
 # --- mesos-master ------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class MesosSeen:
+    metrics: dict[str, Probe]        # master name -> {"elected", "recovered"}
+    zk_path: Probe | None            # the elected master's --zk path ("/mesos"); None: no leader
+
+
+def _zk_path(host: Host, timeout: float) -> str:
+    """The ZooKeeper path the (elected) master runs with: its --zk flag in /master/state."""
+    zk = status.mesos_get(host, "/master/state", timeout).get("flags", {}).get("zk")
+    if not isinstance(zk, str) or not zk.startswith("zk://"):
+        raise status.BadAnswer(f"{host.name} /master/state: no zk:// URL in flags.zk ({zk!r})")
+    return "/" + zk[len("zk://"):].partition("/")[2]
+
+
 class MesosMaster:
+    """Mesos masters elect their leader, and find each other's log replicas, under the path
+    of their --zk URL. A new list of ZooKeeper servers rolls; a new path does not: a master
+    restarted onto it would be alone there, elected with a log it cannot recover. So where
+    the leader runs another path than the inventory's, no master counts as serving, and
+    they restart together (the agents' tasks run on; they re-register when rolled)."""
     name = "wait-mesos-master"
     service = "mesos-master"
 
-    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float) -> dict[str, Probe]:
-        return status.parallel({m.name: (status.mesos_metrics, m, timeout)
-                                for m in cluster.masters})
+    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float) -> MesosSeen:
+        metrics = status.parallel({m.name: (status.mesos_metrics, m, timeout)
+                                   for m in cluster.masters})
+        leader = self._elected(metrics)
+        zk_path = None
+        if len(leader) == 1:
+            zk_path = status.parallel({0: (_zk_path, cluster.find(leader[0]), timeout)})[0]
+        return MesosSeen(metrics, zk_path)
 
-    def serving(self, cluster: Cluster, seen, host: Host) -> bool:
-        return seen[host.name].value is not None
+    @staticmethod
+    def _elected(metrics: dict[str, Probe]) -> list[str]:
+        return [n for n, p in metrics.items() if p.value and p.value["elected"]]
 
-    def leader(self, cluster: Cluster, seen) -> str | None:
-        elected = [n for n, p in seen.items() if p.value and p.value["elected"]]
+    def serving(self, cluster: Cluster, seen: MesosSeen, host: Host) -> bool:
+        return (seen.metrics[host.name].value is not None and seen.zk_path is not None
+                and seen.zk_path.value == cluster.settings.zk_mesos_path)
+
+    def leader(self, cluster: Cluster, seen: MesosSeen) -> str | None:
+        elected = self._elected(seen.metrics)
         return elected[0] if len(elected) == 1 else None
 
-    def _one_leader(self, seen) -> str | None:
-        elected = [n for n, p in seen.items() if p.value and p.value["elected"]]
+    def _one_leader(self, seen: MesosSeen) -> str | None:
+        elected = self._elected(seen.metrics)
         if len(elected) == 1:
             return None
         return (f"{len(elected)} masters elected ({', '.join(elected)})" if elected
                 else "no master elected")
 
-    def ready(self, cluster: Cluster, seen, hosts: list[Host]) -> str | None:
+    def ready(self, cluster: Cluster, seen: MesosSeen, hosts: list[Host]) -> str | None:
         others = [m for m in cluster.masters if m not in hosts]
-        recovered = [m.name for m in others if (seen[m.name].value or {}).get("recovered")]
+        metrics = seen.metrics
+        recovered = [m.name for m in others if (metrics[m.name].value or {}).get("recovered")]
         problems = [self._one_leader(seen)]
         if len(recovered) < cluster.quorum:
-            missing = [f"{m.name} {_seen(seen[m.name], 'log not recovered')}"
+            missing = [f"{m.name} {_seen(metrics[m.name], 'log not recovered')}"
                        for m in others if m.name not in recovered]
             problems.append(f"{len(recovered)} other masters hold a recovered log, the quorum "
                             f"is {cluster.quorum} ({'; '.join(missing)})")
         return "; ".join(p for p in problems if p) or None
 
-    def back(self, cluster, before, seen, hosts, keeps_tasks) -> str | None:
-        problems = [f"{h.name} {_seen(seen[h.name], 'registrar/log/recovered 0')}"
-                    for h in hosts if not (seen[h.name].value or {}).get("recovered")]
+    def back(self, cluster, before, seen: MesosSeen, hosts, keeps_tasks) -> str | None:
+        metrics = seen.metrics
+        problems = [f"{h.name} {_seen(metrics[h.name], 'registrar/log/recovered 0')}"
+                    for h in hosts if not (metrics[h.name].value or {}).get("recovered")]
         problems.append(self._one_leader(seen))
         return "; ".join(p for p in problems if p) or None
 
@@ -213,6 +245,82 @@ class Marathon:
     def expects(self, cluster: Cluster, hosts: list[Host], keeps_tasks: bool = True) -> str:
         return f"Marathon on {_names(hosts)} answers /ping and /v2/leader names a leader"
 
+
+
+# --- Marathon's leader, off a ZooKeeper server about to restart ---------------------------------
+
+@dataclass(frozen=True)
+class MarathonOnZk:
+    marathons: dict[str, Probe]      # master name -> the leader it names (error: no answer)
+    servers: dict[str, Probe]        # ZooKeeper host -> (ephemeral node -> owner, sessions on it)
+
+
+def _zk_sessions(host: Host, timeout: float) -> tuple[dict[str, str], set[str]]:
+    """What a ZooKeeper server says of its sessions: `dump`'s ephemeral nodes and their owners,
+    `cons`' sessions connected to it (both in the 4lw whitelist the tool writes)."""
+    port = host.settings.zk_port
+    return (zk.ephemerals(zk.ask(host.ip, port, "dump", timeout=timeout)),
+            zk.sessions(zk.ask(host.ip, port, "cons", timeout=timeout)))
+
+
+class MarathonLeaderOff:
+    """Marathon's leader exits as soon as the ZooKeeper server its session is on goes away
+    (Curator's LeaderLatch gives up leadership on a suspended connection), and a standby takes
+    over only once that session expires: ~10 s without a Marathon (11 s on the testbed). Asked
+    to abdicate (DELETE /v2/leader), it leaves with its session and a standby leads within a
+    second. So before a ZooKeeper server restarts: the leader's election node is the lowest
+    `member_` under Marathon's `leader` znode (`dump` names its session); if that session is
+    connected to the server (`cons`) and a standby answers, the leader is asked to abdicate,
+    and its successor is checked the same way. A server that will not say (a zoo.cfg from
+    before `cons,dump` were whitelisted) is restarted without this."""
+    name = "move-marathon-leader"
+
+    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float) -> MarathonOnZk:
+        calls = {("marathon", m.name): (_marathon_answers, m, timeout) for m in cluster.masters}
+        calls.update({("zk", h.name): (_zk_sessions, h, timeout) for h in hosts})
+        found = status.parallel(calls)
+        return MarathonOnZk({m.name: found[("marathon", m.name)] for m in cluster.masters},
+                            {h.name: found[("zk", h.name)] for h in hosts})
+
+    def assess(self, cluster: Cluster, seen: MarathonOnZk, hosts: list[Host],
+               leaving: set[str]) -> tuple[str, str, str | None]:
+        """(verdict, why, the leader): "clear" (nothing to move), "move" or "wait". A leader
+        in `leaving` was asked to abdicate: its successor is waited for."""
+        answering = [n for n, p in seen.marathons.items() if p.error is None]
+        if not answering:
+            return "clear", "no Marathon answers", None
+        leader = MARATHON.leader(cluster, seen.marathons)
+        if leader is None or leader in leaving or leader not in answering:
+            return "wait", "Marathon elects a leader", leader
+        prefix = cluster.settings.zk_marathon_path + "/leader/member_"
+        on, everyone, unknown = [], [], []
+        for h in hosts:
+            server = seen.servers[h.name]
+            if server.error:
+                unknown.append(f"{h.name}: {server.error}")
+                continue
+            owners, connected = server.value
+            # Sequence order is election order: the lowest node leads, the next one follows.
+            members = [owners[path] for path in sorted(owners) if path.startswith(prefix)]
+            if members and members[0] in connected:
+                on.append(h.name)
+                if all(m in connected for m in members):
+                    everyone.append(h.name)
+        if not on:
+            return "clear", (f"cannot tell where Marathon's leader {leader} has its session "
+                             f"({'; '.join(unknown)})" if unknown else
+                             f"Marathon's leader {leader} has its session elsewhere"), leader
+        why = f"Marathon's leader {leader} has its ZooKeeper session on {', '.join(on)}"
+        if everyone:
+            # No successor would be better placed: the restart costs Marathon an election.
+            return "clear", f"{why}, as has every Marathon: no move helps", leader
+        if not [n for n in answering if n != leader]:
+            return "wait", f"{why}, and no standby answers to take over", leader
+        return "move", why, leader
+
+    def move(self, cluster: Cluster, timeout: float) -> None:
+        with MarathonClient.for_cluster(cluster, timeout=timeout, log=status.quiet) as client:
+            client.abdicate()
 
 
 # --- agents ------------------------------------------------------------------------------------
@@ -297,3 +405,4 @@ class Agents:
 
 ZOOKEEPER, MESOS_MASTER, MARATHON, AGENTS = ZooKeeper(), MesosMaster(), Marathon(), Agents()
 ZOOKEEPER_STARTS = ZooKeeperStarts(ZOOKEEPER)
+MARATHON_LEADER_OFF = MarathonLeaderOff()

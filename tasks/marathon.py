@@ -326,7 +326,7 @@ class Marathon:
 
     @classmethod
     def for_cluster(cls, cluster, **kwargs) -> "Marathon":
-        """One endpoint per master of a tasks.inventory.Cluster: <scheme>://<ip>:<marathon_port>."""
+        """One endpoint per master of a tasks.model.Cluster: <scheme>://<ip>:<marathon_port>."""
         return cls.for_masters(cluster.masters, **kwargs)
 
     @classmethod
@@ -518,6 +518,13 @@ class Marathon:
         """DELETE /v2/apps/{id}: kill its tasks and remove it (Marathon forces this one)."""
         return self._write("DELETE", _app_path(app_id), f"app {_absolute(app_id)}",
                            missing=_unknown("app", app_id))[1]
+
+    def abdicate(self) -> None:
+        """DELETE /v2/leader: the leader (any master passes it on) gives up its leadership and
+        exits; a standby is elected (its supervisor starts the old one again)."""
+        endpoint, r = self.call("DELETE", "/v2/leader")
+        if r.status != 200:
+            raise self._refused("DELETE", "/v2/leader", endpoint, r, "the Marathon leader")
 
     def cancel_deployment(self, deployment_id: str, *, force: bool = False) -> Change | None:
         """DELETE /v2/deployments/{id}: Marathon answers with a NEW deployment that rolls back;

@@ -10,7 +10,7 @@ change made unknowable (the Marathon version after installing Marathon): the run
 what was planned so far, gathers those facts again in the same round trip, and plans on.
 
 `schedule` turns the hosts' plans into phases. Plain changes go first, on every host at once.
-Restarts follow service by service, in the order of `steps.service.RESTART_ORDER`; for each:
+Restarts follow service by service, in the order of `playbooks.RESTART_ORDER`; for each:
 - where the service does not serve (stopped, a new host, ZooKeeper still standalone), it is
   (re)started on those hosts at once (`Together`, in the same round trip as the phase before
   unless that one (re)started a service others wait for: ZooKeeper), then its start gate is
@@ -152,6 +152,11 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
             continue
         cluster = hosts[0][0].cluster
         seen_now = seen[group.service]
+        leader = group.gate.leader(cluster, seen_now)
+        normal = {i: [(entry, change) for entry, item in r for change in item.changes]
+                  for i, r in restarts.items()}
+        bridged = _bridged(group, list(restarts), restarts, hosts, leader)
+        work = {i: bridged.get(i, normal[i]) for i in restarts}
         rolled = [i for i in restarts
                   if group.gate.serving(cluster, seen_now, hosts[i][0].host)]
         together = [i for i in restarts if i not in rolled]
@@ -165,8 +170,7 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
                 phases.append(last)
             last.group = group
             for i in together:
-                last.work.setdefault(i, []).extend(
-                    (entry, change) for entry, item in restarts[i] for change in item.changes)
+                last.work.setdefault(i, []).extend(work[i])
                 started.setdefault(id(last), {}).setdefault(i, []).append(group.service)
             gate = group.start_gate
             waited = [hosts[i][0].host for i in together]
@@ -175,9 +179,13 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
                     last.waiting[i] = _wait_entry(entries[i], restarts[i][-1][0], gate.name,
                                                   gate.expects(cluster, [hosts[i][0].host]))
         if rolled:
-            phases.append(Roll(group, _batches(group, rolled, restarts, hosts, entries,
-                                               seen_now, batch),
-                               group.gate.leader(cluster, seen_now)))
+            phases.append(Roll(group, _batches(group, rolled, work, restarts, hosts, entries,
+                                               leader, batch), leader))
+        if bridged and leader in {hosts[i][0].host.name for i in rolled}:
+            # Leadership has moved to a member on the new ports: restart the bridged ones
+            # again, with their files as written.
+            phases.append(Roll(group, _batches(group, list(bridged), normal, restarts, hosts,
+                                               entries, None, batch)))
     for phase in phases:
         if isinstance(phase, Together):
             for i, services in started.get(id(phase), {}).items():
@@ -195,11 +203,30 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
     return Schedule(entries, phases)
 
 
-def _batches(group: RestartGroup, rolled: list[int], restarts, hosts, entries, seen,
-             batch: int) -> list[Batch]:
-    """The leader last (masters one by one), or the agents in batches of `batch`."""
+def _bridged(group: RestartGroup, restarting: list[int], restarts, hosts,
+             leader: str | None) -> dict[int, list[tuple[Entry, Change]]]:
+    """The members that a plain restart would cut off from the leader, with the changes
+    that restart them so that they rejoin it (`RestartGroup.bridge`)."""
+    if group.bridge is None or leader is None:
+        return {}
     cluster = hosts[0][0].cluster
-    leader = group.gate.leader(cluster, seen)
+    by_name = {ctx.host.name: (ctx, snapshot) for ctx, _, snapshot in hosts}
+    found = {}
+    for i in restarting:
+        ctx, _, snapshot = hosts[i]
+        if ctx.host.name != leader:
+            changes = group.bridge((ctx, snapshot), by_name.get(leader, (None, None)),
+                                   cluster.find(leader).myid)
+            if changes:
+                found[i] = [(restarts[i][0][0], change) for change in changes]
+    return found
+
+
+def _batches(group: RestartGroup, rolled: list[int], work, restarts, hosts, entries,
+             leader: str | None, batch: int) -> list[Batch]:
+    """The leader last (masters one by one), or the agents in batches of `batch`; each host
+    restarted with its `work`, then waited for."""
+    cluster = hosts[0][0].cluster
     rolled = sorted(rolled, key=lambda i: hosts[i][0].host.name == leader)
     size = max(1, batch) if group.batched else 1
     result = []
@@ -208,7 +235,7 @@ def _batches(group: RestartGroup, rolled: list[int], restarts, hosts, entries, s
         b = Batch({}, {}, keeps_tasks=all(item.keeps_tasks for i in members
                                           for _, item in restarts[i]))
         for i in members:
-            b.work[i] = [(entry, change) for entry, item in restarts[i] for change in item.changes]
+            b.work[i] = work[i]
             keeps = all(item.keeps_tasks for _, item in restarts[i])
             b.gates[i] = _wait_entry(entries[i], restarts[i][-1][0], group.gate.name,
                                      group.gate.expects(cluster, [hosts[i][0].host], keeps))

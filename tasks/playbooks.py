@@ -8,7 +8,9 @@ then mesos-master, Marathon and the agents, each rolled where it serves (`tasks.
 
 from __future__ import annotations
 
+from tasks import gates
 from tasks.runner import Stage
+from tasks.step import RestartGroup
 from tasks.steps import config, install, service
 
 MASTER = (
@@ -37,7 +39,18 @@ SLAVE = (
 # Every step once, in the order it first appears (the fab tasks and the tests use it).
 STEPS = tuple(dict.fromkeys(MASTER + SLAVE))
 
-RESTART_ORDER = service.RESTART_ORDER
+# ZooKeeper first: mesos-master and Marathon need the ensemble to elect their leaders. Each
+# service is rolled on its own, so that its leader goes last (the Mesos and the Marathon
+# leader need not be on the same master); the agents follow, in batches. A follower whose new
+# zoo.cfg gives the leader other ports than it runs with is bridged (`config.zoo_cfg_bridge`);
+# Marathon's leader is moved off a ZooKeeper server before it restarts (`gates.MarathonLeaderOff`).
+RESTART_ORDER = (
+    RestartGroup("zookeeper", gates.ZOOKEEPER, start_gate=gates.ZOOKEEPER_STARTS,
+                 bridge=config.zoo_cfg_bridge, handover=gates.MARATHON_LEADER_OFF),
+    RestartGroup("mesos-master", gates.MESOS_MASTER),
+    RestartGroup("marathon", gates.MARATHON),
+    RestartGroup("mesos-slave", gates.AGENTS, batched=True),
+)
 
 MASTERS = (Stage(("master",), MASTER),)
 SLAVES = (Stage(("slave",), SLAVE),)

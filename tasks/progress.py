@@ -4,7 +4,8 @@ On a terminal, one status line at the bottom is redrawn every second while anyth
 (`waiting 12 s: master1 install mesosphere; slave2 install mesos`), and every other line is
 printed above it. Off a terminal (CI, a log file), output stays plain lines without control
 characters: one when a wait starts, one when its state changes, one every `REMIND` seconds
-while it lasts, and one when it ends::
+while it lasts, and one when it ends. A wait started with `after=N` shows only once it has
+lasted N seconds, so the many quick round trips of a run print nothing extra::
 
     with progress.waiting("deployment of /hello", host="marathon") as wait:
         while not done():
@@ -30,10 +31,12 @@ CLEAR = "\r\x1b[K"
 
 
 class Wait:
-    def __init__(self, board: "Board", key: int, what: str, host: str):
+    def __init__(self, board: "Board", key: int, what: str, host: str, after: float):
         self.board, self.key, self.what, self.host = board, key, what, host
         self.state = ""
         self.started = self.reminded = time.monotonic()
+        self.after = after
+        self.shown = after <= 0
 
     @property
     def label(self) -> str:
@@ -86,10 +89,10 @@ class Board:
     def _redraw(self) -> None:
         with self.lock:
             text = ""
-            if self.waits:
-                oldest = max(w.elapsed() for w in self.waits.values())
-                parts = [w.label + (f" ({w.state})" if w.state else "")
-                         for w in self.waits.values()]
+            shown = [w for w in self.waits.values() if w.shown]
+            if shown:
+                oldest = max(w.elapsed() for w in shown)
+                parts = [w.label + (f" ({w.state})" if w.state else "") for w in shown]
                 text = f"waiting {oldest:.0f} s: " + "; ".join(parts)
                 width = _columns(self.stream) - 1
                 text = text[:width]
@@ -106,25 +109,31 @@ class Board:
                     self._redraw()
                     self.ticker = None
                     return
+                now = time.monotonic()
+                for w in self.waits.values():
+                    if not w.shown and w.elapsed() >= w.after:
+                        w.shown, w.reminded = True, now
+                        if not self.tty:
+                            self.println(f"{w.label}: waiting ... ({w.elapsed():.0f} s so far)"
+                                         + (f" ({w.state})" if w.state else ""))
                 if self.tty:
                     self._redraw()
                 else:
-                    now = time.monotonic()
                     for w in self.waits.values():
-                        if now - w.reminded >= REMIND:
+                        if w.shown and now - w.reminded >= REMIND:
                             w.reminded = now
                             self.println(f"{w.label}: still waiting after {w.elapsed():.0f} s"
                                          + (f" ({w.state})" if w.state else ""))
 
     # -- waits -------------------------------------------------------------------------------
-    def start(self, what: str, host: str) -> Wait:
+    def start(self, what: str, host: str, after: float = 0.0) -> Wait:
         with self.lock:
-            wait = Wait(self, next(self.keys), what, host)
+            wait = Wait(self, next(self.keys), what, host, after)
             self.waits[wait.key] = wait
-            if not self.tty:
-                self.println(f"{wait.label}: waiting ...")
-            else:
+            if self.tty:
                 self._redraw()
+            elif wait.shown:
+                self.println(f"{wait.label}: waiting ...")
             if self.ticker is None:
                 self.ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
                 self.ticker.start()
@@ -137,7 +146,7 @@ class Board:
             wait.state = state
             if self.tty:
                 self._redraw()
-            else:
+            elif wait.shown:
                 self.println(f"{wait.label}: {state} ({wait.elapsed():.0f} s)")
 
     def finish(self, wait: Wait, outcome: str) -> None:
@@ -145,12 +154,12 @@ class Board:
             self.waits.pop(wait.key, None)
             if self.tty:
                 self._redraw()
-            else:
+            elif wait.shown:
                 self.println(f"{wait.label}: {outcome} after {wait.elapsed():.0f} s")
 
     @contextmanager
-    def waiting(self, what: str, host: str = ""):
-        wait = self.start(what, host)
+    def waiting(self, what: str, host: str = "", after: float = 0.0):
+        wait = self.start(what, host, after)
         outcome = "failed"
         try:
             yield wait
@@ -168,5 +177,11 @@ def _columns(stream) -> int:
 
 # One board for the process: every printer of the tool shares the terminal.
 BOARD = Board()
-println = BOARD.println
-waiting = BOARD.waiting
+
+
+def println(text: str) -> None:
+    BOARD.println(text)
+
+
+def waiting(what: str, host: str = "", after: float = 0.0):
+    return BOARD.waiting(what, host, after)

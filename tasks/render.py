@@ -18,7 +18,8 @@ def line(value: object) -> str:
 
 
 def zoo_cfg(server_lines: tuple[str, ...], *, client_address: str, client_port: int = 2181,
-            four_letter_words: tuple[str, ...] = ("srvr", "mntr")) -> str:
+            four_letter_words: tuple[str, ...] = ("srvr", "mntr", "cons", "dump"),
+            snap_retain_count: int = 3, purge_interval: int = 24) -> str:
     """zoo.cfg, whole. Debian's shipped file keeps data in /tmp and has no server lines."""
     text = [
         MANAGED,
@@ -27,18 +28,39 @@ def zoo_cfg(server_lines: tuple[str, ...], *, client_address: str, client_port: 
         "syncLimit=5\n",
         # The package links /var/lib/zookeeper/myid to /etc/zookeeper/conf/myid.
         "dataDir=/var/lib/zookeeper\n",
+        # ZooKeeper keeps every snapshot and transaction log unless told to purge: off by
+        # default, and the disk fills up.
+        f"autopurge.snapRetainCount={snap_retain_count}\n",
+        f"autopurge.purgeInterval={purge_interval}\n",
         f"clientPort={client_port}\n",
         # The host's own address only: every client (mesos, Marathon, the tool) dials the
         # masters' ips, and nothing should reach ZooKeeper through another interface.
         f"clientPortAddress={client_address}\n",
-        # Only the words asked for (srvr and mntr: the tool's); `stat`, `cons`, `dump` and
-        # the like tell anyone who asks about every client and session.
+        # Only the words asked for: the tool's own (srvr and mntr for health, cons and dump
+        # to find which server holds Marathon's leader's session in a roll), and what the
+        # operator adds; `stat`, `envi`, `conf` and the rest stay refused.
         f"4lw.commands.whitelist={','.join(four_letter_words)}\n",
         # The AdminServer would take port 8080, which is Marathon's on the same masters.
         "admin.enableServer=false\n",
     ]
     text += [server + "\n" for server in server_lines]
     return "".join(text)
+
+
+def zoo_server(text: str, myid: int) -> str | None:
+    """The `server.N=` line of zoo.cfg `text` for `myid` (its value), None when it has none."""
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == f"server.{myid}":
+            return value.strip()
+    return None
+
+
+def with_zoo_server(text: str, myid: int, value: str) -> str:
+    """zoo.cfg `text` with the `server.N=` line of `myid` set to `value`."""
+    return "".join(f"server.{myid}={value}\n"
+                   if line.partition("=")[0].strip() == f"server.{myid}" else line
+                   for line in text.splitlines(keepends=True))
 
 
 def marathon_conf_dir(flags: dict[str, str]) -> dict[str, str]:

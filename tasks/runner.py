@@ -34,12 +34,17 @@ from dataclasses import dataclass, field
 
 from fabric import Connection
 
-from tasks import facts, plan, progress, report, ssh
+from tasks import facts, http, plan, progress, report, ssh
 from tasks.facts import Snapshot
+from tasks.marathon import MarathonError
 from tasks.model import Cluster, Host
 from tasks.plan import Entry, HostPlan
 from tasks.remote import LOST, Control, Outcome, Remote, RemoteError, SshProcesses
 from tasks.step import Change, HostContext, Restart, RestartGroup, Step
+
+# A round trip that lasts longer than this is shown as a wait (tasks.progress): on a
+# terminal in the live line, in logs as "waiting ..." and "done after N s" lines.
+SHOW_WAITS_AFTER = 3.0
 
 
 @dataclass(frozen=True)
@@ -334,8 +339,11 @@ def _round(ctl: Run, sessions: list[Session], work: dict[int, list[tuple[Entry, 
         s, todo = sessions[i], work[i]
         if s.failed or not (todo or gather) or ctl.control.stop.is_set():
             return      # after a stop, _interrupt_pending says where each host stopped
+        what = "; ".join(c.summary for _, c in todo) or "gather facts"
         try:
-            result = s.run_round([c for _, c in todo], gather)
+            # Shown only when it takes a while (an install).
+            with progress.waiting(what, host=s.host.name, after=SHOW_WAITS_AFTER):
+                result = s.run_round([c for _, c in todo], gather)
         except HostFailed as exc:
             result = RoundResult(0, str(exc))
         for entry, _ in todo[:result.applied]:
@@ -361,7 +369,7 @@ def _poll(ctl: Run, what: str, read, judge):
     """Read (`read()`) until `judge(seen)` is None, or `ctl.gate_timeout` passes; say what is
     waited for while waiting. Returns (seen, None) when met, else (seen, what was seen last)."""
     deadline = time.monotonic() + ctl.gate_timeout
-    with progress.waiting(what) as wait:
+    with progress.waiting(what, after=SHOW_WAITS_AFTER) as wait:
         while True:
             seen = read()
             problem = judge(seen)
@@ -428,6 +436,8 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
                   f"{ctl.gate_timeout:g} s it still could not spare it: {problem}")
             return
         remaining.remove(batch)
+        if roll.group.handover is not None:
+            _hand_over(ctl, roll.group.handover, hosts_of(batch))
         _round(ctl, sessions, batch.work)
         if ctl.control.stop.is_set():
             return
@@ -450,6 +460,35 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
         for i, entry in batch.gates.items():
             entry.done += 1
             _report_ready(sessions[i], ctl.reporter)
+
+
+def _hand_over(ctl: Run, handover, hosts: list[Host]) -> None:
+    """Move another service's leader off `hosts` before they restart (`RestartGroup.handover`),
+    as often as the next leader needs it (once per master at most). Past the gate timeout, the
+    restart goes ahead: that service is not kept up by it, the cluster's quorum is."""
+    names = ", ".join(h.name for h in hosts)
+    leaving: set[str] = set()
+    for _ in ctl.cluster.masters:
+        seen, problem = _poll(
+            ctl, f"{handover.name}: wait until no leader depends on {names}",
+            lambda: handover.observe(ctl.cluster, hosts, GATE_READ_TIMEOUT),
+            lambda seen: (lambda v, why, _: why if v == "wait" else None)(
+                *handover.assess(ctl.cluster, seen, hosts, leaving)))
+        verdict, why, leader = handover.assess(ctl.cluster, seen, hosts, leaving)
+        if verdict == "clear" or ctl.control.stop.is_set():
+            return
+        if verdict == "wait":
+            ctl.reporter.show(f"{handover.name}: {why} after {ctl.gate_timeout:g} s; "
+                              f"restarting {names} all the same")
+            return
+        leaving.add(leader)
+        try:
+            handover.move(ctl.cluster, GATE_READ_TIMEOUT)
+        except (MarathonError, http.HttpError) as exc:
+            # It may have acted before the answer was lost: its successor is waited for.
+            ctl.reporter.show(f"{handover.name}: {why}; asked it to abdicate: {exc}")
+        else:
+            ctl.reporter.show(f"{handover.name}: {why}: asked it to abdicate")
 
 
 def _stop(ctl: Run, sessions: list[Session], batch: plan.Batch, message: str) -> None:

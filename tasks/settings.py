@@ -275,8 +275,9 @@ def principal(raw: str) -> str:
 # The four-letter words ZooKeeper (3.4.x to 3.8) knows.
 FOUR_LETTER_WORDS = ("conf", "cons", "crst", "dump", "envi", "ruok", "srst", "srvr", "stat",
                      "wchs", "wchc", "wchp", "mntr", "isro", "hash", "gtmk", "stmk", "dirs")
-# What the tool itself asks: cluster-status and the rolling restarts' gates.
-TOOL_FOUR_LETTER_WORDS = ("srvr", "mntr")
+# What the tool itself asks: srvr and mntr (cluster-status, the rolling restarts' gates), cons
+# and dump (which ZooKeeper server holds Marathon's leader's session, before a roll restarts it).
+TOOL_FOUR_LETTER_WORDS = ("srvr", "mntr", "cons", "dump")
 
 
 def four_letter_words(raw: str) -> tuple[str, ...]:
@@ -288,7 +289,7 @@ def four_letter_words(raw: str) -> tuple[str, ...]:
     missing = [w for w in TOOL_FOUR_LETTER_WORDS if w not in words]
     if missing:
         raise BadValue(f"the tool needs {', '.join(missing)} (cluster-status and the rolling "
-                       "restarts ask it)")
+                       "restarts ask them)")
     return tuple(dict.fromkeys(words))
 
 
@@ -302,6 +303,12 @@ def host_key_policy(raw: str) -> str:
     if raw not in ("strict", "accept-new"):
         raise BadValue(f"{raw!r} is not one of strict, accept-new")
     return raw
+
+
+def seconds(raw: str) -> int:
+    if not DIGITS.match(raw) or int(raw) < 1:
+        raise BadValue(f"{raw!r} is not a number of seconds (a positive integer)")
+    return int(raw)
 
 
 def znode(raw: str) -> str:
@@ -323,9 +330,16 @@ class Setting:
     doc: str
 
 
-def seconds(raw: str) -> int:
-    if not DIGITS.match(raw) or not 1 <= int(raw) <= 86400:
-        raise BadValue(f"malformed duration {raw!r} (expected whole seconds, 1-86400)")
+def _snap_retain_count(raw: str) -> int:
+    # ZooKeeper raises anything below 3 to 3, silently: refused here, so the file says what runs.
+    if not DIGITS.match(raw) or int(raw) < 3:
+        raise BadValue(f"{raw!r} is not a snapshot count ZooKeeper keeps (an integer, 3 or more)")
+    return int(raw)
+
+
+def _purge_interval(raw: str) -> int:
+    if not DIGITS.match(raw):
+        raise BadValue(f"{raw!r} is not a number of hours (an integer; 0 turns purging off)")
     return int(raw)
 
 
@@ -396,8 +410,8 @@ SETTINGS = (
     Setting("zk_marathon_path", "/marathon", znode, "master",
             "Marathon's znode (must differ from Mesos')"),
     Setting("zk_four_letter_words", TOOL_FOUR_LETTER_WORDS, four_letter_words, "master",
-            "ZooKeeper's 4lw.commands.whitelist: what the tool asks (srvr, mntr), and any other "
-            "your monitoring needs; every other word is refused"),
+            "ZooKeeper's 4lw.commands.whitelist: what the tool asks (srvr, mntr, cons, dump), "
+            "and any other your monitoring needs; every other word is refused"),
     Setting("marathon_scheme", "http", scheme, "master",
             "how the tool talks to Marathon: http, or https (Marathon's HTTPS port as "
             "marathon_port, its certificate checked against ca_bundle)"),
@@ -413,6 +427,10 @@ SETTINGS = (
             "frameworks, and Marathon authenticates with it; empty: none, as in the tutorial"),
     Setting("mesos_framework_principal", "marathon", principal, "master",
             "the principal Marathon authenticates to Mesos as"),
+    Setting("zk_snap_retain_count", 3, _snap_retain_count, "master",
+            "ZooKeeper's autopurge.snapRetainCount: the snapshots (and their logs) kept, 3 or more"),
+    Setting("zk_purge_interval", 24, _purge_interval, "master",
+            "ZooKeeper's autopurge.purgeInterval: hours between purges; 0 turns purging off"),
     Setting("gate_timeout", 120, seconds, "master",
             "seconds a rolling restart waits for a service's health before and after each "
             "host's restart (tasks/gates.py); past it, the roll stops"),

@@ -47,6 +47,13 @@ def write_file(path: str, content: str, *, mode: str = "644", owner: str = "root
     return " && ".join(parts)
 
 
+def copy_file(source: str, path: str) -> str:
+    """Copy `source` to `path` atomically (a dot file beside it, then a rename)."""
+    directory, name = posixpath.split(path)
+    tmp = posixpath.join(directory, "." + name + ".new")
+    return (f"mkdir -p {q(directory)} && cp {q(source)} {q(tmp)} && mv -fT {q(tmp)} {q(path)}")
+
+
 def mark_restart(service: str) -> str:
     return f"mkdir -p {q(MARKER_DIR)} && touch {q(restart_marker(service))}"
 
@@ -138,6 +145,13 @@ def apt_key_add(fingerprint: str, *, key_url: str = "", keyserver: str = "") -> 
     """For releases whose apt has no signed-by (apt < 1.1): the same fetched and checked key,
     and only it, added with apt-key."""
     return f"{_verified_key(fingerprint, key_url, keyserver)} && apt-key add \"$g/out\""
+
+
+def wait_for_port(port: int, seconds: int) -> str:
+    """Wait (at most `seconds`) until something listens on 127.0.0.1:`port`; never fails. A
+    daemon started in the background listens once it has read its configuration."""
+    probe = f"until (exec 3<>/dev/tcp/127.0.0.1/{int(port)}) 2>/dev/null; do sleep 0.2; done"
+    return f"timeout {int(seconds)} bash -c {q(probe)} || true"
 
 
 def wait_until(check: str, seconds: int, failure: str) -> str:

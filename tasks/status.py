@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from tasks import http, zk
-from tasks.inventory import Cluster, Host
+from tasks.model import Cluster, Host
 from tasks.marathon import Marathon, MarathonError
 
 DEFAULT_TIMEOUT = 3.0

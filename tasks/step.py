@@ -118,6 +118,21 @@ class StartGate(Protocol):
     def expects(self, cluster: Cluster, hosts: list[Host]) -> str: ...
 
 
+class Handover(Protocol):
+    """Before a host's restart: another service's leader to move off it first (Marathon's,
+    which a restart of the ZooKeeper server its session is on would cost ~10 s)."""
+    name: str
+
+    def observe(self, cluster: Cluster, hosts: list[Host], timeout: float): ...
+
+    def assess(self, cluster: Cluster, seen, hosts: list[Host],
+               leaving: set[str]) -> tuple[str, str, str | None]:
+        """(verdict, why, leader): "clear", nothing to move; "move" it now; "wait" (for the
+        successor of a leader in `leaving`, or for a standby to take over)."""
+
+    def move(self, cluster: Cluster, timeout: float) -> None: ...
+
+
 @dataclass(frozen=True)
 class RestartGroup:
     """One service's restarts across hosts, in the order of `RESTART_ORDER`: where it serves,
@@ -127,3 +142,8 @@ class RestartGroup:
     gate: Gate
     start_gate: StartGate | None = None
     batched: bool = False
+    # (host, leader, leader's myid) -> the changes that restart the host so that it rejoins
+    # the leader before the leader restarts, or None when a plain restart does: see
+    # `steps.config.zoo_cfg_bridge`. The host's restart then stays owed, for a second pass.
+    bridge: Callable | None = None
+    handover: Handover | None = None

@@ -11,6 +11,7 @@ answer costs one clear line (`ZkError`), never a hang or unbounded memory::
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -78,3 +79,28 @@ def parse_mntr(text: str) -> dict[str, str]:
 
 def mntr(host: str, port: int, **kwargs) -> dict[str, str]:
     return parse_mntr(ask(host, port, "mntr", **kwargs))
+
+
+def sessions(cons_text: str) -> set[str]:
+    """The sessions whose clients are connected to the server, from `cons`' answer (lines
+    ` /192.0.2.3:43448[1](queued=0,...,sid=0x1000067432f0000,...)`)."""
+    return set(_SID.findall(cons_text))
+
+
+def ephemerals(dump_text: str) -> dict[str, str]:
+    """Each ephemeral node and the session that owns it, from `dump`'s answer (its
+    `Sessions with Ephemerals` part: a session id line, then its nodes, indented)."""
+    owners, owner, listing = {}, None, False
+    for line in dump_text.splitlines():
+        if line.startswith("Sessions with Ephemerals"):
+            listing = True
+        elif listing and line.startswith(("\t", " ")) and owner:
+            owners[line.strip()] = owner
+        elif listing and line.rstrip().endswith(":") and line.startswith("0x"):
+            owner = line.rstrip()[:-1]
+        elif listing:
+            break
+    return owners
+
+
+_SID = re.compile(r"\bsid=(0x[0-9a-f]+)")

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 
-from tasks import facts, render
-from tasks.facts import Facts
+from tasks import facts, init, render, shell
+from tasks.facts import Facts, Snapshot
 from tasks.step import Change, HostContext, Step, StepError
 from tasks.steps import files
+from tasks.steps import service
 from tasks.steps.service import AGENT_INFO_MARK
 
 ZK_CONF = "/etc/zookeeper/conf"
@@ -64,16 +65,63 @@ WRITE_MYID = file_step(
 
 def _zoo_cfg(ctx: HostContext) -> dict[str, str]:
     s = ctx.cluster.settings
-    return {f"{ZK_CONF}/zoo.cfg": render.zoo_cfg(ctx.cluster.zoo_server_lines,
-                                                 client_address=ctx.host.ip,
-                                                 client_port=s.zk_port,
-                                                 four_letter_words=s.zk_four_letter_words)}
+    return {f"{ZK_CONF}/zoo.cfg": render.zoo_cfg(
+        ctx.cluster.zoo_server_lines, client_address=ctx.host.ip, client_port=s.zk_port,
+        four_letter_words=s.zk_four_letter_words, snap_retain_count=s.zk_snap_retain_count,
+        purge_interval=s.zk_purge_interval)}
 
 
 WRITE_ZOO_CFG = file_step(
     "write-zoo-cfg", ("master",),
     "Write the whole zoo.cfg: data dir, server lines, 4lw whitelist, no AdminServer.",
     _zoo_cfg, lambda ctx: ("zookeeper",), lambda ctx: ZK_CONF)
+
+
+def _started_with(snapshot: Snapshot) -> str | None:
+    """The zoo.cfg this host's ZooKeeper runs with: the file as read before the run if no
+    restart was owed then; else the copy its last restart by this tool kept; else unknown."""
+    cfg = snapshot.gathered.get(facts.file(service.ZOO_CFG))
+    kept = snapshot.gathered.get(facts.file(service.STARTED_ZOO_CFG))
+    if isinstance(cfg, facts.File) and "zookeeper" not in (
+            snapshot.gathered.get(facts.RESTART_MARKS) or ()):
+        return cfg.content
+    return kept.content if isinstance(kept, facts.File) else None
+
+
+def zoo_cfg_bridge(host: tuple[HostContext, Snapshot],
+                   leader: tuple[HostContext | None, Snapshot | None], leader_myid: int):
+    """The changes that restart a follower's ZooKeeper so that it rejoins the current leader,
+    or None when its new zoo.cfg already lets it.
+
+    A follower finds the leader at the address and peer port that its own zoo.cfg gives the
+    leader's `server.N` line; the leader listens where its own, older, zoo.cfg says. When a
+    change moves them (zk_peer_port), the follower restarted with the new file cannot rejoin
+    until the leader restarts too, and restarting a second one would lose the quorum. So the
+    follower starts with the new file but the leader's line as the leader runs it, and keeps
+    its restart mark: once the leader has restarted (and leadership moved to a member already
+    on the new ports), a second pass restarts it with the file as written."""
+    ctx, snapshot = host
+    new = snapshot.values.get(facts.file(service.ZOO_CFG))
+    if not isinstance(new, facts.File):
+        return None
+    # The leader's line as the leader runs it; else as this host last started with it.
+    views = [_started_with(s) for s in (leader[1], snapshot) if s is not None]
+    running = next((render.zoo_server(v, leader_myid) for v in views if v), None)
+    wanted = render.zoo_server(new.content, leader_myid)
+    if running is None or wanted is None or running == wanted:
+        return None
+    bridge = render.with_zoo_server(new.content, leader_myid, running)
+    path = service.ZOO_CFG
+    restart = service.restart_command(init.strategy(snapshot.read(facts.INIT)), "zookeeper")
+    # The init script returns before the JVM reads zoo.cfg: the file goes back only once
+    # ZooKeeper listens, which it does after reading it.
+    started = shell.wait_for_port(ctx.cluster.settings.zk_port, 60)
+    return (Change(f"write {path} with server.{leader_myid}={running}, as the leader runs",
+                   shell.write_file(path, bridge)),
+            Change("restart zookeeper on the leader's running ports", f"{restart} && {started}",
+                   kind="service"),
+            Change(f"write {path} back as wanted (restart still owed)",
+                   shell.write_file(path, new.content)))
 
 SET_QUORUM = file_step(
     "set-quorum", ("master",),

@@ -7,15 +7,15 @@ configuration changed, in this run or an earlier one that did not get to restart
 is not running, so a second run restarts nothing.
 
 The restarts themselves are planned as `Restart` items and ordered across hosts by
-`RESTART_ORDER`: ZooKeeper first, then mesos-master, Marathon, and the agents; where a
-service serves, one host at a time behind its gate (`tasks.gates`), the leader last.
+`playbooks.RESTART_ORDER`: ZooKeeper first, then mesos-master, Marathon, and the agents; where
+a service serves, one host at a time behind its gate (`tasks.gates`), the leader last.
 """
 
 from __future__ import annotations
 
-from tasks import facts, gates, init, shell
+from tasks import facts, init, shell
 from tasks.facts import Facts, Service
-from tasks.step import Change, HostContext, Planned, Restart, RestartGroup, Step, StepError
+from tasks.step import Change, HostContext, Planned, Restart, Step, StepError
 
 RUNS = {"master": ("zookeeper", "mesos-master", "marathon"), "slave": ("mesos-slave",)}
 NEVER_RUNS = {"master": ("mesos-slave",), "slave": ("zookeeper", "mesos-master")}
@@ -52,10 +52,18 @@ AGENT_WORK_DIR_FILE = "/etc/mesos-slave/work_dir"
 AGENT_INFO_MARK = "mesos-slave.agent-info"
 
 
+ZOO_CFG = "/etc/zookeeper/conf/zoo.cfg"
+# A copy of the zoo.cfg that ZooKeeper was last (re)started with, made by each restart: what
+# it runs with once the file has changed again (`config.zoo_cfg_bridge` needs to know).
+STARTED_ZOO_CFG = "/var/lib/mesos-fab/started/zoo.cfg"
+
+
 def _start_needs(ctx: HostContext) -> list[str]:
     needs = [facts.INIT, facts.RESTART_MARKS] + [facts.service(s) for s in RUNS[ctx.host.role]]
     if ctx.host.role == "slave":
         needs.append(facts.file(AGENT_WORK_DIR_FILE))
+    else:
+        needs.append(facts.file(STARTED_ZOO_CFG))
     return needs
 
 
@@ -81,7 +89,7 @@ def _start_plan(ctx: HostContext, found: Facts) -> list[Planned]:
             marks.discard(AGENT_INFO_MARK)
             changes += _drop_agent_checkpoint(found, frozenset(marks))
         summary = f"restart {svc} (marked for a restart)" if marked else f"start {svc}"
-        changes.append(Change(summary, strategy.restart(svc),
+        changes.append(Change(summary, restart_command(strategy, svc),
                               sets={facts.service(svc): Service(True, True)}, kind="service"))
         if marked:
             marks.discard(svc)
@@ -89,6 +97,13 @@ def _start_plan(ctx: HostContext, found: Facts) -> list[Planned]:
                                   sets={facts.RESTART_MARKS: frozenset(marks)}))
         planned.append(Restart(svc, tuple(changes), keeps_tasks=not new_identity))
     return planned
+
+
+def restart_command(strategy, svc: str) -> str:
+    """(Re)start `svc`; ZooKeeper keeps a copy of the zoo.cfg it starts with."""
+    restart = strategy.restart(svc)
+    return f"{shell.copy_file(ZOO_CFG, STARTED_ZOO_CFG)} && {restart}" if svc == "zookeeper" \
+        else restart
 
 
 def _drop_agent_checkpoint(found: Facts, marks_after: frozenset) -> list[Change]:
@@ -126,14 +141,3 @@ def mark_for_restart(services: tuple[str, ...]) -> Step:
 
     roles = tuple(role for role, runs in RUNS.items() if set(runs) & set(services))
     return Step("rolling-restart", roles, "Mark services for a restart.", needs, plan)
-
-
-# ZooKeeper first: mesos-master and Marathon need the ensemble to elect their leaders. Each
-# service is rolled on its own, so that its leader goes last (the Mesos and the Marathon
-# leader need not be on the same master); the agents follow, in batches.
-RESTART_ORDER = (
-    RestartGroup("zookeeper", gates.ZOOKEEPER, start_gate=gates.ZOOKEEPER_STARTS),
-    RestartGroup("mesos-master", gates.MESOS_MASTER),
-    RestartGroup("marathon", gates.MARATHON),
-    RestartGroup("mesos-slave", gates.AGENTS, batched=True),
-)

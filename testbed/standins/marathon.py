@@ -18,7 +18,7 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
   agent removed) is replaced after unreachableStrategy.inactiveAfterSeconds (marathon_tasks.py);
 - `--enable_features maintenance_mode` (1.6): no launch on an agent in a maintenance window
   of the master's schedule (from `--draining_seconds` before it starts);
-- the REST v2 subset of mesos-facts.md §4 and §8, with the real status codes, bodies and
+- the subset of REST v2 that the tasks use, with the real status codes, bodies and
   headers: apps (create, partial or whole update, scale, restart, destroy), groups (POST, PUT),
   deployments (list; DELETE rolls back with a new deployment, ?force=true stops it: 202, no
   body), the launch queue (delay.timeLeftSeconds, DELETE .../delay: 204);
@@ -55,7 +55,7 @@ import time
 import urllib.parse
 import uuid
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
 from . import common, flags as flagslib, maintenance, marathon_apps as apps, zk as zklib
 from .marathon_tasks import FAILURES, TaskRecords
@@ -202,6 +202,20 @@ class Marathon:
             # Listeners must not block kazoo's event thread: do the ZooKeeper calls elsewhere.
             threading.Thread(target=self._stand_again, daemon=True).start()
 
+    def _abdicate(self):
+        """DELETE /v2/leader on the leader (a standby proxies it here): LeaderResource answers,
+        then the election service abdicates and Marathon exits (systemd starts it again). Its
+        ZooKeeper client is connected, so its candidate node goes at once and a standby wins."""
+        log.info("Abdicating leadership on request")
+        self.elected = False
+        self.stopping = True        # no reaction to the session closing below
+
+        def later():
+            time.sleep(0.2)         # the answer goes out first
+            self._exit_after_abdication()
+        threading.Thread(target=later, daemon=True).start()
+        return Response(200, {"message": "Leadership abdicated"})
+
     def _exit_after_abdication(self):
         """Marathon's shutdown hooks abdicate and close the ZooKeeper client (which deletes
         its ephemeral nodes if it is connected again by then), then the JVM exits."""
@@ -211,9 +225,19 @@ class Marathon:
             os._exit(1)
 
     def _stand_again(self):
+        """Join the election again under a new session. The election's znode may be gone too
+        (an ensemble that re-formed from another member's data): Curator creates the parents
+        again, and so does this; a connection lost meanwhile means trying again."""
         log.info("ZooKeeper session re-established; joining the election again")
-        self._candidate()
-        self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+        while not self.stopping:
+            try:
+                self.zk.ensure_path(f"{self.path}/leader")
+                self._candidate()
+                self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+                return
+            except KazooException as e:
+                log.warning("Could not join the election (%r); trying again", e)
+                time.sleep(1)
 
     def _on_candidates(self, children):
         if self.stopping:
@@ -246,6 +270,8 @@ class Marathon:
         return f"{self.path}/state/apps/" + urllib.parse.quote(app_id, safe="")
 
     def _load_state(self):
+        for node in ("state/apps", "state/tasks"):   # gone if the ensemble lost its data
+            self.zk.ensure_path(f"{self.path}/{node}")
         self.apps = {}
         for name in self.zk.get_children(f"{self.path}/state/apps"):
             app = json.loads(self.zk.get(f"{self.path}/state/apps/{name}")[0].decode())
@@ -606,12 +632,14 @@ class Marathon:
         p = req.path.rstrip("/") or "/"
         if p == "/ping":
             return Response(200, "pong\n", content_type="text/plain")
-        if p == "/v2/leader":
+        if p == "/v2/leader" and req.method == "GET":
             if not self.leader:
                 return Response(404, {"message": "There is no leader"})
             return Response(200, {"leader": self.leader})
         if not self.elected:
             return self._proxy(req)
+        if p == "/v2/leader" and req.method == "DELETE":
+            return self._abdicate()
         with self.lock:
             resp = self._route(req, p)
         resp.headers["X-Marathon-Leader"] = f"http://{self.me}"

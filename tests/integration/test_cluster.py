@@ -32,8 +32,9 @@ def assert_tutorial_files() -> None:
         zoo = cat(m, "/etc/zookeeper/conf/zoo.cfg").splitlines()
         assert [l for l in zoo if l.startswith("server.")] == servers
         assert "dataDir=/var/lib/zookeeper" in zoo and "admin.enableServer=false" in zoo
-        assert "4lw.commands.whitelist=srvr,mntr" in zoo
+        assert "4lw.commands.whitelist=srvr,mntr,cons,dump" in zoo
         assert f"clientPortAddress={ip(m)}" in zoo
+        assert "autopurge.snapRetainCount=3" in zoo and "autopurge.purgeInterval=24" in zoo
         assert cat(m, "/etc/mesos-master/quorum") == "2\n"
         assert cat(m, "/etc/mesos-master/ip") == ip(m) + "\n"
         assert cat(m, "/etc/mesos-master/hostname") == ip(m) + "\n"

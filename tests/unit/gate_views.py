@@ -4,7 +4,9 @@ them. `Scripted` is a real gate whose reads are answered from a script instead."
 
 from __future__ import annotations
 
-from tasks import gates
+from dataclasses import replace
+
+from tasks import gates, playbooks
 from tasks.status import Probe
 from tasks.step import RestartGroup
 
@@ -28,8 +30,9 @@ def view(cluster, service: str, serving=(), leader: str | None = None, tasks=())
             return gates.ZkSeen(modes, None, None)
         return gates.ZkSeen(modes, leader, Probe({"zk_synced_followers": str(len(serving) - 1)}))
     if service == "mesos-master":
-        return {m: Probe({"elected": m == leader, "recovered": True}) if m in serving
-                else Probe(error=REFUSED) for m in masters}
+        return gates.MesosSeen({m: Probe({"elected": m == leader, "recovered": True})
+                                if m in serving else Probe(error=REFUSED) for m in masters},
+                               Probe(cluster.settings.zk_mesos_path) if leader else None)
     if service == "marathon":
         address = {m.name: f"{m.ip}:{m.settings.marathon_port}" for m in cluster.masters}
         return {m: Probe(address[leader]) if m in serving else Probe(error=REFUSED)
@@ -58,14 +61,24 @@ class Scripted:
         return self.script(cluster, hosts)
 
 
-def order(script) -> tuple[RestartGroup, ...]:
-    """RESTART_ORDER with every gate answered by `script(service, cluster, hosts)`."""
-    def gate(g):
-        return Scripted(g, lambda cluster, hosts: script(g.service, cluster, hosts))
-    return (RestartGroup("zookeeper", gate(gates.ZOOKEEPER), start_gate=gate(gates.ZOOKEEPER_STARTS)),
-            RestartGroup("mesos-master", gate(gates.MESOS_MASTER)),
-            RestartGroup("marathon", gate(gates.MARATHON)),
-            RestartGroup("mesos-slave", gate(gates.AGENTS), batched=True))
+def order(script, handover=None) -> tuple[RestartGroup, ...]:
+    """RESTART_ORDER with every gate answered by `script(service, cluster, hosts)`, and the
+    ZooKeeper handover by `handover` (a `Handover` of World's), else one that is always clear."""
+    def scripted(g):
+        return g and Scripted(g, lambda cluster, hosts: script(g.service, cluster, hosts))
+    return tuple(replace(group, gate=scripted(group.gate), start_gate=scripted(group.start_gate),
+                         handover=group.handover and (handover or Clear()))
+                 for group in playbooks.RESTART_ORDER)
+
+
+class Clear:
+    name = "move-marathon-leader"
+
+    def observe(self, cluster, hosts, timeout):
+        return None
+
+    def assess(self, cluster, seen, hosts, leaving):
+        return "clear", "scripted", None
 
 
 class World:
@@ -83,6 +96,7 @@ class World:
         self.broken: set[tuple[str, str]] = set()
         self.tasks: list[tuple[str, str]] = []
         self.lost: set[str] = set()
+        self.sessions_on: dict[str, str] = {}      # Marathon host -> its ZooKeeper server
         self.log: list[tuple[str, str]] = []       # (host, service) in the order restarted
 
     def restarted(self, host: str, service: str) -> None:
@@ -108,3 +122,31 @@ def everywhere(cluster) -> dict[str, set[str]]:
     masters = {m.name for m in cluster.masters}
     return {"zookeeper": masters, "mesos-master": masters, "marathon": masters,
             "mesos-slave": {s.name for s in cluster.slaves}}
+
+
+class Handover:
+    """MarathonLeaderOff's judgement on `world`: the Marathon leader is the world's, and each
+    Marathon's ZooKeeper session is on `world.sessions_on[marathon host]`; a move makes the
+    first other serving master lead Marathon."""
+
+    def __init__(self, world: World):
+        self.world, self.name = world, gates.MARATHON_LEADER_OFF.name
+
+    def observe(self, cluster, hosts, timeout):
+        leader = self.world.leaders.get("marathon")
+        serving = sorted(self.world.serving["marathon"], key=lambda m: m != leader)
+        members = {f"{cluster.settings.zk_marathon_path}/leader/member_{i:010d}": f"sid-{m}"
+                   for i, m in enumerate(serving)}      # the leader's node is the lowest
+        return gates.MarathonOnZk(
+            view(cluster, "marathon", sorted(self.world.serving["marathon"]), leader),
+            {h.name: Probe((members, {f"sid-{m}" for m, on in self.world.sessions_on.items()
+                                      if on == h.name})) for h in hosts})
+
+    def assess(self, cluster, seen, hosts, leaving):
+        return gates.MARATHON_LEADER_OFF.assess(cluster, seen, hosts, leaving)
+
+    def move(self, cluster, timeout):
+        old = self.world.leaders["marathon"]
+        self.world.log.append((old, "abdicate marathon"))
+        self.world.leaders["marathon"] = next(m for m in sorted(self.world.serving["marathon"])
+                                              if m != old)

@@ -35,8 +35,9 @@ class Cluster(Fakes):
         self.state([("slave1", "S1", True), ("slave2", "S2", True), ("slave3", "S3", True)],
                    [("long.1", "S2", "TASK_RUNNING")])
 
-    def state(self, agents, tasks):
+    def state(self, agents, tasks, zk="zk://127.0.0.1:2181/mesos"):
         self["master1"].mesos.on("GET", "/master/state", (200, {
+            "flags": {"zk": zk, "quorum": "2"},
             "slaves": [agent("127.0.0.1", active, hostname=name) | {"id": agent_id}
                        for name, agent_id, active in agents],
             "frameworks": [{"id": "marathon", "tasks": [
@@ -111,6 +112,23 @@ def test_mesos_one_leader_and_recovered_logs(fakes):
     assert gates.MESOS_MASTER.leader(fakes.cluster, seen) == "master1"
     assert gates.MESOS_MASTER.ready(fakes.cluster, seen, [fakes.host("master1")]) is None
     assert gates.MESOS_MASTER.back(fakes.cluster, seen, seen, [fakes.host("master3")], True) is None
+
+
+def test_masters_serve_only_under_the_inventorys_zookeeper_path(fakes):
+    seen = read(gates.MESOS_MASTER, fakes)
+    assert seen.zk_path.value == "/mesos"
+    assert gates.MESOS_MASTER.serving(fakes.cluster, seen, fakes.host("master2"))
+    # zk_mesos_path = /mesos2 in the inventory, the leader still on /mesos: a move, not a roll.
+    fakes.state([], [], zk="zk://127.0.0.1:2181,127.0.0.2:2181/mesos")
+    moved = replace(fakes.cluster, masters=tuple(
+        replace(m, settings=replace(m.settings, zk_mesos_path="/mesos2"))
+        for m in fakes.cluster.masters))
+    assert not gates.MESOS_MASTER.serving(moved, read(gates.MESOS_MASTER, fakes),
+                                          moved.find("master2"))
+    fakes["master1"].mesos.on("GET", "/metrics/snapshot", metrics(False))
+    seen = read(gates.MESOS_MASTER, fakes)
+    assert seen.zk_path is None and not gates.MESOS_MASTER.serving(
+        fakes.cluster, seen, fakes.host("master2")), "no leader: nothing to keep up"
 
 
 def test_mesos_restarted_master_without_its_log_is_not_back(fakes):
@@ -194,3 +212,61 @@ def test_agents_without_a_leading_master(fakes):
     seen = read(gates.AGENTS, fakes, "slave1")
     assert gates.AGENTS.ready(fakes.cluster, seen, [fakes.host("slave1")]) == \
         "the leading master: no master elected"
+
+
+# --- Marathon's leader off a ZooKeeper server --------------------------------------------------
+
+DUMP = """SessionTracker dump:
+Global Sessions(3):
+0x100000000000001\t10000ms
+ephemeral nodes dump:
+Sessions with Ephemerals (3):
+0x100000000000002:
+\t/marathon/leader/member_0000000009
+0x100000000000001:
+\t/marathon/leader/member_0000000007
+\t/mesos/json.info_0000000001
+0x100000000000003:
+\t/marathon/leader/member_0000000008
+Connections dump:
+"""
+
+
+def cons(*sids):
+    return "".join(f" /127.0.0.1:4{i}[1](queued=0,recved=2,sent=2,sid={sid},lop=PING)\n"
+                   for i, sid in enumerate(sids)) + "\n"
+
+
+def test_marathons_leader_is_moved_only_off_the_server_with_its_session(fakes):
+    """The lowest election node (member_7) is the leader's: its session, 0x...01, is connected
+    to master2's server, not to master3's."""
+    for name, sids in (("master2", ("0x100000000000001",)), ("master3", ("0x100000000000002",))):
+        fakes[name].zk.answers.update({"dump": DUMP, "cons": cons(*sids)})
+    off = gates.MARATHON_LEADER_OFF
+    seen = read(off, fakes, "master2")
+    assert off.assess(fakes.cluster, seen, [fakes.host("master2")], set()) == (
+        "move", "Marathon's leader master1 has its ZooKeeper session on master2", "master1")
+    seen = read(off, fakes, "master3")
+    assert off.assess(fakes.cluster, seen, [fakes.host("master3")], set())[0] == "clear"
+    assert off.assess(fakes.cluster, seen, [fakes.host("master3")], {"master1"})[:2] == (
+        "wait", "Marathon elects a leader"), "asked to abdicate: its successor is waited for"
+
+
+def test_a_server_that_will_not_say_is_restarted_without_a_move(fakes):
+    fakes["master2"].zk.answers.update({
+        "dump": "dump is not executed because it is not in the whitelist.\n"})
+    off = gates.MARATHON_LEADER_OFF
+    verdict, why, _ = off.assess(fakes.cluster, read(off, fakes, "master2"),
+                                 [fakes.host("master2")], set())
+    assert verdict == "clear" and why.startswith(
+        "cannot tell where Marathon's leader master1 has its session (master2: ZooKeeper "
+        "127.0.0.1:") and "'dump' is not in 4lw.commands.whitelist" in why
+
+
+def test_no_move_when_every_marathon_has_its_session_on_the_server(fakes):
+    fakes["master2"].zk.answers.update({"dump": DUMP, "cons": cons(
+        "0x100000000000001", "0x100000000000002", "0x100000000000003")})
+    off = gates.MARATHON_LEADER_OFF
+    assert off.assess(fakes.cluster, read(off, fakes, "master2"), [fakes.host("master2")],
+                      set())[:2] == ("clear", "Marathon's leader master1 has its ZooKeeper "
+                                     "session on master2, as has every Marathon: no move helps")

@@ -337,6 +337,9 @@ INVALID = {
     "empty packages": vars_case("slave_packages ="),
     "bad style": vars_case("marathon_config_style = yaml"),
     "bad bool": vars_case("allow_even_masters = maybe"),
+    "snapshots below 3": vars_case("zk_snap_retain_count = 2"),
+    "purge interval in days": vars_case("zk_purge_interval = 1d"),
+    "gate timeout zero": vars_case("gate_timeout = 0"),
     "znode no slash": vars_case("zk_mesos_path = mesos"),
     "znode trailing slash": vars_case("zk_mesos_path = /mesos/"),
     "znode dotdot": vars_case("zk_marathon_path = /a/../b"),
@@ -384,6 +387,10 @@ VARS_MESSAGES = {
     "empty packages": "slave_packages: at least one package is required",
     "bad style": "marathon_config_style: 'yaml' is not one of auto, conf-dir, env",
     "bad bool": "allow_even_masters: 'maybe' is not a boolean",
+    "snapshots below 3": "zk_snap_retain_count: '2' is not a snapshot count ZooKeeper keeps "
+                         "(an integer, 3 or more)",
+    "purge interval in days": "zk_purge_interval: '1d' is not a number of hours",
+    "gate timeout zero": "gate_timeout: '0' is not a number of seconds",
     "znode no slash": "zk_mesos_path: 'mesos' is not a ZooKeeper path",
     "znode trailing slash": "zk_mesos_path: '/mesos/' is not a ZooKeeper path",
     "znode dotdot": "zk_marathon_path: '/a/../b' is not a ZooKeeper path",
@@ -571,9 +578,11 @@ def test_a_missing_secret_file_is_refused(tmp_path):
 
 
 def test_the_four_letter_words_must_include_the_tools_own():
-    for raw, message in [("srvr", "the tool needs mntr"), ("srvr,mntr,evil", "unknown four-letter"),
-                         ("", "the tool needs srvr, mntr")]:
+    for raw, message in [("srvr,mntr,cons", "the tool needs dump"),
+                         ("srvr,mntr,cons,dump,evil", "unknown four-letter"),
+                         ("", "the tool needs srvr, mntr, cons, dump")]:
         with pytest.raises(InventoryError, match=message):
             inventory.parse(TUTORIAL + f"[all:vars]\nzk_four_letter_words = {raw}\n")
-    cluster = inventory.parse(TUTORIAL + "[all:vars]\nzk_four_letter_words = srvr, mntr, ruok\n")
-    assert cluster.settings.zk_four_letter_words == ("srvr", "mntr", "ruok")
+    cluster = inventory.parse(TUTORIAL + "[all:vars]\n"
+                              "zk_four_letter_words = srvr, mntr, cons, dump, ruok\n")
+    assert cluster.settings.zk_four_letter_words == ("srvr", "mntr", "cons", "dump", "ruok")

@@ -56,3 +56,19 @@ def test_on_a_terminal_one_live_line_is_redrawn_and_cleared(monkeypatch):
     assert progress.CLEAR + "slave3 install-slave changed\n" + "waiting" in text
     assert text.endswith(progress.CLEAR)      # nothing left on the live line at the end
     assert board.live == ""
+
+
+def test_a_wait_shows_only_once_it_lasted_its_delay(monkeypatch):
+    monkeypatch.setattr(progress, "TICK", 0.05)
+    out = io.StringIO()
+    board = progress.Board(out, tty=False)
+    with board.waiting("write /etc/mesos/zk", host="slave1", after=5):
+        time.sleep(0.2)                    # a quick round trip: nothing printed
+    with board.waiting("install mesos", host="slave2", after=0.1) as wait:
+        time.sleep(0.4)
+        wait.update("unpacking")
+    lines = out.getvalue().splitlines()
+    assert not any("slave1" in line for line in lines)
+    assert re.fullmatch(r"slave2 install mesos: waiting \.\.\. \(\d+ s so far\)", lines[0])
+    assert lines[1].startswith("slave2 install mesos: unpacking (")
+    assert re.fullmatch(r"slave2 install mesos: done after \d+ s", lines[-1])

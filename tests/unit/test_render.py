@@ -19,9 +19,11 @@ tickTime=2000
 initLimit=10
 syncLimit=5
 dataDir=/var/lib/zookeeper
+autopurge.snapRetainCount=3
+autopurge.purgeInterval=24
 clientPort=2181
 clientPortAddress=192.0.2.1
-4lw.commands.whitelist=srvr,mntr
+4lw.commands.whitelist=srvr,mntr,cons,dump
 admin.enableServer=false
 """
 
@@ -59,9 +61,18 @@ def test_zoo_cfg_other_ports():
                         "zk_peer_port = 2889\nzk_election_port = 3889\n")
     assert render.zoo_cfg(c.zoo_server_lines, client_address="192.0.2.1",
                           client_port=c.settings.zk_port,
-                          four_letter_words=("srvr", "mntr", "ruok")) == HEAD.replace(
-        "clientPort=2181", "clientPort=2281").replace("mntr\n", "mntr,ruok\n") + \
+                          four_letter_words=("srvr", "mntr", "cons", "dump", "ruok")) == HEAD.replace(
+        "clientPort=2181", "clientPort=2281").replace("dump\n", "dump,ruok\n") + \
         "server.7=192.0.2.1:2889:3889\n"
+
+
+def test_zoo_cfg_autopurge_from_the_settings():
+    c = inventory.parse("[masters]\nm1 ip=192.0.2.1 myid=1\n[all:vars]\n"
+                        "zk_snap_retain_count = 10\nzk_purge_interval = 0\n")
+    text = render.zoo_cfg(c.zoo_server_lines, client_address="192.0.2.1",
+                          snap_retain_count=c.settings.zk_snap_retain_count,
+                          purge_interval=c.settings.zk_purge_interval)
+    assert "autopurge.snapRetainCount=10\nautopurge.purgeInterval=0\n" in text
 
 
 def test_cluster_urls_and_quorum():

@@ -202,3 +202,67 @@ def test_batch_below_zero_is_refused_before_anything(mocker):
                        playbooks.CLUSTER, batch=-1)
     assert exc.value.code == 2 and "--batch must be 1 or more" in exc.value.message
     connect.assert_not_called()
+
+
+def test_a_peer_port_change_bridges_the_followers_to_the_leader_then_rolls_them_again(tmp_path, live):
+    """zk_peer_port 2888 -> 2889: a follower restarted with the new zoo.cfg would look for the
+    leader on 2889, where it does not listen yet. Each follower starts on the leader's running
+    line first (keeping its mark), then the leader restarts, then they restart as written."""
+    path = tmp_path / "hosts.ini"
+    path.write_text(TUTORIAL.read_text() + "\n[all:vars]\nzk_peer_port = 2889\n")
+    cluster = inventory.load(path)
+    world = gate_views.World(cluster, gate_views.everywhere(cluster))
+    world.leaders = {"zookeeper": "master3"}
+    host_facts = {}
+    for m in cluster.masters:
+        f = configured_host(cluster, m.name)       # converged on 2888, as it was
+        f[facts.file(service.ZOO_CFG)] = facts.File(
+            f[facts.file(service.ZOO_CFG)].content.replace(":2889:", ":2888:"))
+        host_facts[m.name] = f
+    sessions = hosts(cluster, host_facts, world)
+    rep_ = report.Reporter(stream=io.StringIO())
+    run(sessions, [Stage(("master",), playbooks.MASTER)], order(world), rep_, dry_run=False)
+    # Leadership moved to master1 when master3 restarted: it goes last in the second pass.
+    assert restarts(world, "zookeeper") == ["master1", "master2", "master3", "master2", "master1"]
+    master1 = [c for c, _ in sessions[0].trips]
+    assert master1[2] == [
+        "write /etc/zookeeper/conf/zoo.cfg with server.3=192.0.2.3:2888:3888, as the leader runs",
+        "restart zookeeper on the leader's running ports",
+        "write /etc/zookeeper/conf/zoo.cfg back as wanted (restart still owed)"]
+    assert master1[3] == ["restart zookeeper (marked for a restart)",
+                          "clear the restart mark of zookeeper"]
+    assert not any(s.failed for s in sessions)
+
+
+def test_the_bridge_names_the_leader_as_it_runs():
+    new = "tickTime=2000\nserver.1=a:2889:3888\nserver.2=b:2889:3888\nserver.3=c:2889:3888\n"
+    from tasks import render
+    assert render.zoo_server(new, 3) == "c:2889:3888" and render.zoo_server(new, 4) is None
+    assert render.with_zoo_server(new, 3, "c:2888:3888") == new.replace("c:2889", "c:2888")
+
+
+def test_marathons_leader_leaves_a_zookeeper_server_before_it_restarts(cluster, rep, out, live):
+    """Marathon's leader (master3) has its ZooKeeper session on master2, the first restarted:
+    it is asked to abdicate first; master1, its successor, has its session on master3's
+    server, restarted next: master1 abdicates in turn (master2 leads, its session on master1's
+    server, which is restarted last: master2 abdicates once more)."""
+    live.leaders["marathon"] = "master3"
+    live.sessions_on = {"master3": "master2", "master1": "master3", "master2": "master1"}
+    sessions = hosts(cluster, marked_masters(cluster, ("zookeeper",)), live)
+    run(sessions, START, gate_views.order(live.script, gate_views.Handover(live)), rep,
+        dry_run=False)
+    assert live.log == [("master3", "abdicate marathon"), ("master2", "zookeeper"),
+                        ("master1", "abdicate marathon"), ("master3", "zookeeper"),
+                        ("master2", "abdicate marathon"), ("master1", "zookeeper")]
+    assert ("move-marathon-leader: Marathon's leader master3 has its ZooKeeper session on "
+            "master2: asked it to abdicate") in step_lines(out)
+
+
+def test_marathons_leader_moves_only_off_the_server_its_session_is_on(cluster, rep, live):
+    live.leaders["marathon"] = "master3"
+    live.sessions_on = {"master3": "master3", "master1": "master2", "master2": "master1"}
+    sessions = hosts(cluster, marked_masters(cluster, ("zookeeper",)), live)
+    run(sessions, START, gate_views.order(live.script, gate_views.Handover(live)), rep,
+        dry_run=False)
+    assert live.log == [("master2", "zookeeper"), ("master3", "abdicate marathon"),
+                        ("master3", "zookeeper"), ("master1", "zookeeper")]

@@ -17,6 +17,7 @@ import os
 import re
 import select
 import subprocess
+import time
 from pathlib import Path
 
 import fabric
@@ -26,7 +27,7 @@ from invoke import Context
 from invoke.exceptions import Exit
 from invoke.runners import Result
 
-from tasks import cli, facts, gates, inventory, plan, playbooks, report, runner
+from tasks import cli, facts, gates, inventory, plan, playbooks, progress, report, runner
 from tasks.facts import File, Service
 from tasks.remote import Control, Remote
 from tasks.runner import RoundResult, Session, Stage, run
@@ -48,7 +49,7 @@ def no_ssh(mocker):
 def no_gate_reads(mocker):
     """The tutorial's addresses are not this machine's to probe: only scripted gates read."""
     for gate in (gates.ZooKeeper, gates.ZooKeeperStarts, gates.MesosMaster, gates.Marathon,
-                 gates.Agents):
+                 gates.Agents, gates.MarathonLeaderOff):
         mocker.patch.object(gate, "observe", side_effect=AssertionError("a real gate read"))
     mocker.patch.object(runner, "GATE_POLL", 0.01)
 
@@ -678,3 +679,28 @@ def test_only_start_services_restarts_and_it_comes_last():
     assert restarting == {"start-services"}
     for steps in (playbooks.MASTER, playbooks.SLAVE):
         assert steps[-1] is service.START_SERVICES
+
+
+# --- long round trips say what they wait for -------------------------------------------------
+
+class SlowHost(Host):
+    def run_round(self, changes, gather=()):
+        if changes:
+            time.sleep(0.4)
+        return super().run_round(changes, gather)
+
+
+@pytest.mark.parametrize("host_class, shown", [(SlowHost, True), (Host, False)])
+def test_a_long_round_trip_is_shown_as_a_wait(cluster, rep, monkeypatch, host_class, shown):
+    board_out = io.StringIO()
+    monkeypatch.setattr(progress, "BOARD", progress.Board(board_out, tty=False))
+    monkeypatch.setattr(progress, "TICK", 0.05)
+    monkeypatch.setattr(runner, "SHOW_WAITS_AFTER", 0.2)
+    sessions = [host_class(cluster.find("master1"), cluster, installed_host(cluster, "master1"))]
+    run(sessions, [Stage(("master",), (config.WRITE_ZK,))], UNGATED, rep, dry_run=False)
+    lines = board_out.getvalue().splitlines()
+    if shown:
+        assert lines[0].startswith("master1 write /etc/mesos/zk: waiting ... (")
+        assert re.fullmatch(r"master1 write /etc/mesos/zk: done after \d+ s", lines[-1])
+    else:
+        assert lines == []

@@ -7,9 +7,12 @@ when its ZooKeeper connection is suspended; Marathon 1.6's maintenance_mode keep
 machines in a maintenance window. The tests build on each other, in file order.
 Needs Debian's `zookeeper` package.
 """
+import os
+import signal
 import time
 
 import pytest
+from kazoo.client import KazooClient
 
 from testbed.standins import common
 from testbed.standins.localrun import (standin, start_zookeeper, stop_cluster, wait_port,
@@ -225,3 +228,26 @@ def test_marathon_1_6_with_maintenance_mode_keeps_launches_off_a_draining_machin
     finally:
         new.stop()
         post(f"{c.master}/master/maintenance/schedule", {})
+
+
+def test_a_standby_joins_the_election_again_after_its_session_and_the_znode_are_gone(cluster):
+    """As when an ensemble re-forms from another member's data: the standby's session has
+    expired and the election's znode is gone. It stands again, creating the znode anew as
+    Curator does, and leads."""
+    c = cluster
+    leader = wait(lambda: (c.api("/v2/leader") or {}).get("leader")).split(":")[0]
+    standby = next(ip for ip in MARATHONS if ip != leader)
+    os.kill(c.procs[standby].pid, signal.SIGSTOP)   # silent past its 10 s session timeout
+    try:
+        c.procs[leader].stop()
+        admin = KazooClient(hosts=c.zk[len("zk://"):])
+        admin.start(timeout=15)
+        wait(lambda: admin.get_children("/marathon/leader") == [], timeout=20,
+             what="the standby's session expired")
+        admin.delete("/marathon/leader")
+        admin.stop()
+    finally:
+        os.kill(c.procs[standby].pid, signal.SIGCONT)
+    wait(lambda: common.call("GET", c.marathon(standby) + "/v2/leader")[1].get("leader", "")
+         .startswith(standby), timeout=40, what="the standby elected")
+    assert "joining the election again" in c.procs[standby].output()
