@@ -185,9 +185,15 @@ class Marathon:
             threading.Thread(target=self._stand_again, daemon=True).start()
 
     def _exit_after_abdication(self):
-        """Marathon's shutdown hooks abdicate and close the ZooKeeper client (which deletes
-        its ephemeral nodes if it is connected again by then), then the JVM exits."""
+        """Marathon's shutdown hooks abdicate and close the ZooKeeper client, then the JVM
+        exits. The client's close goes out once it is connected again (to another server of
+        the ensemble): the session ends and its candidate node with it, so a standby leads at
+        once; if no server answers within the session timeout, the node stays until the
+        session expires."""
+        deadline = time.time() + self.flags["zk_session_timeout"] / 1000.0
         try:
+            while not self.zk.connected and time.time() < deadline:
+                time.sleep(0.1)
             self.zk.stop()
         finally:
             os._exit(1)

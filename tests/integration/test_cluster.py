@@ -125,7 +125,16 @@ def applied_changes(output: str) -> list[tuple[str, str]]:
             for change in changes.split("; ")]
 
 
+def marathon_left_by_itself(host: str, since: float) -> bool:
+    """Marathon 1.4's leader exits as soon as the ZooKeeper server it talks to goes away
+    (Curator's LeaderLatch loses leadership, Marathon terminates) and systemd starts it again:
+    a restart, but not one the tool made."""
+    journal = tb.ssh(host, f"journalctl -u marathon --no-pager --since=@{int(since)}").stdout
+    return "Lost leadership (ZooKeeper connection suspended)" in journal
+
+
 def test_dry_run_of_a_drifted_zoo_cfg_shows_the_restart_the_run_then_does():
+    started = time.time()
     before = {(m, s): service_start(m, s) for m in MASTERS for s in MASTER_SERVICES}
     tb.ssh("master2", "sed -i 's/^tickTime=2000$/tickTime=3000/' /etc/zookeeper/conf/zoo.cfg")
     dry = fab("-H", "master2", "master", "--dry-run")
@@ -142,7 +151,9 @@ def test_dry_run_of_a_drifted_zoo_cfg_shows_the_restart_the_run_then_does():
     assert applied_changes(real.stdout) == planned
     assert "tickTime=2000" in cat("master2", "/etc/zookeeper/conf/zoo.cfg").splitlines()
     after = {key: service_start(*key) for key in before}
-    assert [key for key in before if after[key] != before[key]] == [("master2", "zookeeper")]
+    restarted = [(m, s) for (m, s) in before if after[(m, s)] != before[(m, s)]
+                 and not (s == "marathon" and marathon_left_by_itself(m, started))]
+    assert restarted == [("master2", "zookeeper")]
     assert_cluster_healthy()
 
 

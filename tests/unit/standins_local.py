@@ -43,6 +43,12 @@ def get(url):
     return common.call("GET", url)[1]
 
 
+def get_ok(url):
+    """The body of a 200 answer, else None (a standby holding, then refusing, a request)."""
+    status, body, _ = common.call("GET", url)
+    return body if status == 200 else None
+
+
 def post(url, payload=None, raw=None):
     """POST JSON (or raw bytes) -> (status, body, headers)."""
     if raw is not None:

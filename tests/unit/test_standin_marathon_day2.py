@@ -17,7 +17,7 @@ from kazoo.client import KazooClient
 from testbed.standins import common
 from testbed.standins.localrun import (standin, start_zookeeper, stop_cluster, wait_port,
                                        zookeeper_available)
-from tests.unit.standins_local import free_port, get, post, wait
+from tests.unit.standins_local import free_port, get, get_ok, post, wait
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(),
                                 reason="needs Debian's zookeeper package (apt-get install zookeeper)")
@@ -214,7 +214,8 @@ def test_marathon_1_6_with_maintenance_mode_keeps_launches_off_a_draining_machin
                   versions={"marathon": "1.6.322"})
     try:
         api = f"http://127.0.2.3:{port}"
-        wait(lambda: common.call("GET", api + "/v2/info")[1]["version"] == "1.6.322")
+        # Until it is elected it holds requests, then answers 503 (an HTML page).
+        assert wait(lambda: get_ok(api + "/v2/info"))["version"] == "1.6.322"
         first = sorted(get(f"{c.master}/master/state")["slaves"], key=lambda a: a["id"])[0]
         machine = {"hostname": first["hostname"], "ip": first["hostname"]}
         window = {"start": {"nanoseconds": int(time.time() * 1e9)},
