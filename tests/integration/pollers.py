@@ -8,8 +8,11 @@ would have seen, independent of the tool (raw sockets and `requests`, not tasks.
 - ZooKeeper, every 50 ms: `srvr` on every master at once. A poll has a quorum when one member
   leads and a majority serve (leader or follower); it has a majority *up* when a majority of
   the servers answer at all (serving, or electing a leader: "not currently serving").
-- Marathon, every 100 ms: GET /v2/apps on every master at once; the poll counts as answered
-  when one master answers 200.
+- Marathon, every 100 ms: GET /v2/apps on every master at once (each within 1 s); the poll
+  counts as answered when one master answers 200. The share answered is by time: each poll
+  stands for the time until the next one starts, so a poll held up (a standby holds requests
+  while no leader is known) weighs what it lasted, and a slow machine's slow answer is no
+  outage.
 - Mesos, every 200 ms: /metrics/snapshot on every master; the elected one, and each change.
 """
 
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 import requests
 
 
-def srvr_mode(ip: str, timeout: float = 0.25) -> str:
+def srvr_mode(ip: str, timeout: float = 1.0) -> str:
     """`leader`, `follower`, `standalone`, `electing` (answers but does not serve) or `down`."""
     try:
         with socket.create_connection((ip, 2181), timeout=timeout) as s:
@@ -107,7 +110,7 @@ class MarathonPoller(Poller):
     @staticmethod
     def _apps(ip: str) -> bool:
         try:
-            return requests.get(f"http://{ip}:8080/v2/apps", timeout=0.5).status_code == 200
+            return requests.get(f"http://{ip}:8080/v2/apps", timeout=1.0).status_code == 200
         except requests.RequestException:
             return False
 
@@ -116,7 +119,10 @@ class MarathonPoller(Poller):
 
     @property
     def answered_share(self) -> float:
-        return sum(ok for _, ok in self.samples) / max(1, len(self.samples))
+        """The share of the watched time during which /v2/apps answered."""
+        spans = [(b[0] - a[0], a[1]) for a, b in zip(self.samples, self.samples[1:])]
+        total = sum(d for d, _ in spans)
+        return sum(d for d, ok in spans if ok) / total if total else 0.0
 
 
 class MesosPoller(Poller):
@@ -173,5 +179,6 @@ class Watch:
                 f"(longest {max(gaps, default=0) * 1000:.0f} ms), majority down in "
                 f"{len(self.zookeeper.majority_down())} windows, leaders "
                 f"{' -> '.join(self.zookeeper.leaders())}; Marathon /v2/apps answered in "
-                f"{self.marathon.answered_share:.1%} of {len(self.marathon.samples)} polls; "
+                f"{self.marathon.answered_share:.1%} of the time ({len(self.marathon.samples)} "
+                f"polls); "
                 f"Mesos leaders {' -> '.join(self.mesos.leaders())}")
