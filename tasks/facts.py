@@ -268,7 +268,7 @@ def parse_gather(output: str, names: list[str]) -> dict[str, object]:
             for member in tar.getmembers():
                 if member.isfile():
                     files[member.name.removeprefix("./")] = tar.extractfile(member).read()
-    except (tarfile.TarError, ValueError):
+    except (tarfile.TarError, ValueError, EOFError, OSError):
         files = {}
     found: dict[str, object] = {}
     for i, name in enumerate(names):

@@ -207,10 +207,9 @@ class MesosMaster:
 
 def _marathon_answers(host: Host, timeout: float) -> str | None:
     """/ping, then /v2/leader on this master only: the leader it names (None: none)."""
-    url = status.marathon_url(host)
-    if not status.marathon_read(url, "ping", timeout):
-        raise status.BadAnswer(f"GET {url}/ping: no pong")
-    return status.marathon_read(url, "leader", timeout)
+    if not status.marathon_read(host, "ping", timeout):
+        raise status.BadAnswer(f"GET {host.settings.marathon_url(host.ip)}/ping: no pong")
+    return status.marathon_read(host, "leader", timeout)
 
 
 class Marathon:

@@ -326,13 +326,17 @@ class Marathon:
 
     @classmethod
     def for_cluster(cls, cluster, **kwargs) -> "Marathon":
-        """One endpoint per master of a tasks.model.Cluster: http://<ip>:<marathon_port>."""
+        """One endpoint per master of a tasks.model.Cluster: <scheme>://<ip>:<marathon_port>."""
         return cls.for_masters(cluster.masters, **kwargs)
 
     @classmethod
     def for_masters(cls, masters, **kwargs) -> "Marathon":
-        """The same for some of the masters (`fab -H master2 ...`)."""
-        return cls([f"http://{m.ip}:{m.settings.marathon_port}" for m in masters], **kwargs)
+        """The same for some of the masters (`fab -H master2 ...`), with the inventory's
+        scheme, credentials (marathon_credentials_file) and CA bundle: every call the tool
+        makes to Marathon is built here."""
+        s = masters[0].settings
+        return cls([s.marathon_url(m.ip) for m in masters], auth=s.marathon_auth,
+                   ca_bundle=s.ca_bundle, **kwargs)
 
     def close(self) -> None:
         self.http.close()
@@ -436,7 +440,9 @@ class Marathon:
 
     def ping(self) -> bool:
         """GET /ping: True when a master answers `pong` (standbys answer too)."""
-        _, r = self.call("GET", "/ping")
+        endpoint, r = self.call("GET", "/ping")
+        if r.status in (401, 403):
+            raise self._refused("GET", "/ping", endpoint, r)
         return r.status == 200 and r.text.strip() == "pong"
 
     def apps(self) -> list[dict]:

@@ -21,6 +21,7 @@ MASTER = (
     config.WRITE_ZOO_CFG,
     config.SET_QUORUM,
     config.SET_IP_HOSTNAME,
+    config.SET_FRAMEWORK_AUTH,
     config.CONFIGURE_MARATHON,
     service.DISABLE_UNUSED_SERVICES,
     service.START_SERVICES,

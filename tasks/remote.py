@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+import paramiko
+
 from tasks import shell
 
 # Past its commands' own limits, how long a host may take to say they ended.
@@ -33,8 +35,15 @@ MARGIN = 30.0
 # How long a host cut off for being late gets to say it ended, before it is reported anyway.
 CUT_GRACE = 10.0
 POLL = 0.5
-MAX_STDOUT = 64 * 1024 * 1024
+MAX_STDOUT = 16 * 1024 * 1024
 STDERR_TAIL = 64 * 1024
+# Markers are short lines; a longer line is output, never searched for one.
+MAX_MARKER = 4096
+# How long a host may keep the tool waiting on one SSH exchange (a command's start, stdin
+# it does not read) before it counts as lost.
+EXCHANGE_TIMEOUT = 30.0
+# What a connection that broke raises, through paramiko or the socket under it.
+LOST = (OSError, EOFError, paramiko.SSHException)
 # What sudo says when -n meets a password it may not ask for.
 _SUDO_NEEDS_PASSWORD = ("a password is required", "a terminal is required")
 
@@ -134,7 +143,7 @@ class Remote:
                     return self._overdue(proc, reader, deadline_budget)
         except RemoteError as exc:
             return Outcome(1, stderr=reader.stderr_text(), error=str(exc))
-        except (OSError, EOFError) as exc:
+        except LOST as exc:
             return Outcome(-1, reader.done, reader.running, stdout=reader.stdout_text(),
                            stderr=reader.stderr_text(), error=f"connection lost: {exc}")
         finally:
@@ -148,6 +157,9 @@ class Remote:
         holder, or (`wait`) `on_held(holder)` and wait for it, until `control` says stop."""
         proc = self._start(shell.hold_run_lock(holder, wait, self.login))
         reader = _Reader()
+        # Waiting for another run is the operator's choice (--wait-lock; Ctrl-C ends it);
+        # otherwise the answer is quick, and a host that gives none is given up.
+        deadline = None if wait else time.monotonic() + EXCHANGE_TIMEOUT
         try:
             while True:
                 status = self._poll(proc, reader)
@@ -167,7 +179,10 @@ class Remote:
                                       f"(exit {status})")
                 if control.stop.is_set():
                     raise RemoteError("interrupted while waiting for the run lock")
-        except (OSError, EOFError) as exc:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise RemoteError(f"no answer about the lock {shell.RUN_LOCK} within "
+                                      f"{EXCHANGE_TIMEOUT:g} s")
+        except LOST as exc:
             proc.close()
             raise RemoteError(f"connection lost: {exc}") from None
         except RemoteError:
@@ -179,7 +194,7 @@ class Remote:
     def _start(self, command: str) -> "Process":
         try:
             return self.processes.start(command)
-        except (OSError, EOFError) as exc:
+        except LOST as exc:
             raise RemoteError(f"cannot start a command: {exc}") from None
 
     def _poll(self, proc: "Process", reader: "_Reader") -> int | None:
@@ -228,7 +243,7 @@ class Remote:
                 reader.feed(out, err)
                 if status is not None:
                     break
-        except (OSError, EOFError):
+        except LOST:
             pass
         return Outcome(-1, reader.done, reader.running, stdout=reader.stdout_text(),
                        stderr=reader.stderr_text(),
@@ -274,10 +289,12 @@ class _Reader:
             self.too_big = True
             return
         self.out += out
-        lines = (self.partial + out).split(b"\n")
-        self.partial = lines.pop()
+        lines = out.split(b"\n")
+        lines[0] = self.partial + lines[0]
+        self.partial = lines.pop()[:MAX_MARKER]
         for line in lines:
-            self._marker(line.decode("utf-8", "replace"))
+            if len(line) <= MAX_MARKER:
+                self._marker(line.decode("utf-8", "replace"))
 
     def _marker(self, line: str) -> None:
         word, _, rest = line.partition(" ")
@@ -316,8 +333,16 @@ class SshProcesses:
         self.conn = conn
 
     def start(self, command: str) -> Process:
-        channel = self.conn.client.get_transport().open_session(timeout=15)
-        channel.exec_command(command)
+        channel = self.conn.client.get_transport().open_session(timeout=EXCHANGE_TIMEOUT)
+        # A host that never answers the exec request would hold paramiko forever: closing
+        # the channel ends its wait (with SSHException "Channel closed.").
+        watchdog = threading.Timer(EXCHANGE_TIMEOUT, channel.close)
+        watchdog.start()
+        try:
+            channel.exec_command(command)
+        finally:
+            watchdog.cancel()
+        channel.settimeout(EXCHANGE_TIMEOUT)   # a host that stops reading its stdin
         return ChannelProcess(channel)
 
 

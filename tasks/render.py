@@ -17,8 +17,9 @@ def line(value: object) -> str:
     return f"{value}\n"
 
 
-def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181, snap_retain_count: int = 3,
-            purge_interval: int = 24) -> str:
+def zoo_cfg(server_lines: tuple[str, ...], *, client_address: str, client_port: int = 2181,
+            four_letter_words: tuple[str, ...] = ("srvr", "mntr"),
+            snap_retain_count: int = 3, purge_interval: int = 24) -> str:
     """zoo.cfg, whole. Debian's shipped file keeps data in /tmp and has no server lines."""
     text = [
         MANAGED,
@@ -32,8 +33,13 @@ def zoo_cfg(server_lines: tuple[str, ...], *, client_port: int = 2181, snap_reta
         f"autopurge.snapRetainCount={snap_retain_count}\n",
         f"autopurge.purgeInterval={purge_interval}\n",
         f"clientPort={client_port}\n",
-        # srvr/stat/mntr let operators (and our checks) see leader/follower; ruok is the probe.
-        "4lw.commands.whitelist=ruok,srvr,stat,mntr\n",
+        # The host's own address only: every client (mesos, Marathon, the tool) dials the
+        # masters' ips, and nothing should reach ZooKeeper through another interface.
+        f"clientPortAddress={client_address}\n",
+        # Only the words asked for: the tool's own (srvr and mntr, for health and the rolling
+        # restarts' gates), and what the operator adds; `stat`, `envi`, `conf` and the rest
+        # stay refused.
+        f"4lw.commands.whitelist={','.join(four_letter_words)}\n",
         # The AdminServer would take port 8080, which is Marathon's on the same masters.
         "admin.enableServer=false\n",
     ]

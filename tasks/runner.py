@@ -38,7 +38,7 @@ from tasks import facts, plan, progress, report, ssh
 from tasks.facts import Snapshot
 from tasks.model import Cluster, Host
 from tasks.plan import Entry, HostPlan
-from tasks.remote import Control, Outcome, Remote, RemoteError, SshProcesses
+from tasks.remote import LOST, Control, Outcome, Remote, RemoteError, SshProcesses
 from tasks.step import Change, HostContext, Restart, RestartGroup, Step
 
 # A round trip that lasts longer than this is shown as a wait (tasks.progress): on a
@@ -108,8 +108,8 @@ class Session:
         try:
             self.lock_process = self.remote.hold_lock(
                 lock.holder, lock.wait, self.control,
-                on_held=lambda holder: progress.println(
-                    f"{self.host.name}: waiting for the run lock, held by {holder}"))
+                on_held=lambda holder: progress.println(report.printable(
+                    f"{self.host.name}: waiting for the run lock, held by {holder}")))
         except RemoteError as exc:
             raise HostFailed(str(exc)) from None
 
@@ -118,7 +118,7 @@ class Session:
         if self.lock_process is not None:
             try:
                 self.lock_process.shutdown_write()
-            except (OSError, EOFError):
+            except LOST:
                 pass
             self.lock_process.close()
             self.lock_process = None
@@ -174,7 +174,7 @@ def _show_wait(host: str, text: str | None) -> None:
         return
     if wait is None:
         wait = _shown[host] = progress.BOARD.start("waiting for the dpkg lock", host)
-    wait.update(text)
+    wait.update(report.printable(text[:300]))
 
 
 def connect(host: Host, config) -> Connection:
@@ -234,7 +234,9 @@ def run(sessions: list[Session], stages: list[Stage], order: tuple[RestartGroup,
             s.open(lock)
             result = s.run_round([], plan.needs(s.ctx, steps))
         except HostFailed as exc:
-            result = RoundResult(0, str(exc))
+            # Given up on because of the stop (a wait for the run lock): interrupted.
+            result = RoundResult(0, str(exc), interrupted=NOT_STARTED if control.stop.is_set()
+                                 else "")
         if result.interrupted:
             _interrupt(s, reporter, first_step(s), NOT_STARTED)
         elif result.error:

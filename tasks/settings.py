@@ -17,9 +17,11 @@ is a typo, not a wish.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 class BadValue(ValueError):
@@ -202,6 +204,100 @@ def local_path(raw: str) -> str:
     return plain(raw) if raw else ""
 
 
+@dataclass(frozen=True)
+class Secret:
+    """A secret read from a file on the machine that runs fab. Its value never shows in a
+    repr, a report or an error; only its path does."""
+    path: str
+    value: str = field(repr=False)
+
+
+# Characters a secret may hold: it ends up in env files a shell sources, in flag files and in
+# JSON, so nothing a shell or a parser would read as anything but itself.
+_SECRET_CHARS = re.compile(r"^[A-Za-z0-9._~+/=@%^,-]+$")
+_SECRET_CHARS_TEXT = "letters, digits and . _ ~ + / = @ % ^ , -"
+
+
+def read_secret(path: str, separator: str = "") -> str:
+    """The one line of a secret file: it must be a regular file, readable by its owner only
+    (as ssh wants a private key), and hold one line of _SECRET_CHARS (and `separator`)."""
+    try:
+        info = os.stat(path)
+        with open(path, encoding="utf-8") as f:
+            text = f.read(4097)
+    except FileNotFoundError:
+        raise BadValue(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadValue(f"{path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BadValue(f"{path} is not a regular file")
+    if info.st_mode & 0o077:
+        raise BadValue(f"{path} can be read by other users (mode {info.st_mode & 0o777:04o}): "
+                       f"`chmod 600 {path}`")
+    lines = text.splitlines()
+    if len(text) > 4096 or len(lines) != 1 or not lines[0]:
+        raise BadValue(f"{path} must hold one line: the secret")
+    if not _SECRET_CHARS.match(lines[0].replace(separator, "a") if separator else lines[0]):
+        raise BadValue(f"{path}: the secret may hold only {_SECRET_CHARS_TEXT}"
+                       + (f" (and {separator!r} between its parts)" if separator else ""))
+    return lines[0]
+
+
+def credentials_file(path: str) -> Secret:
+    """Marathon's `--http_credentials`: user:password. Marathon splits at a colon, so neither
+    may hold one."""
+    value = read_secret(path, separator=":")
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password or ":" in password:
+        raise BadValue(f"{path} must hold user:password (one colon, neither part empty)")
+    return Secret(path, value)
+
+
+def secret_file(path: str) -> Secret:
+    return Secret(path, read_secret(path))
+
+
+# The settings whose file holds a secret: the inventory reads them (its path resolved) with
+# these, so a bad one is refused with the inventory's file and line, before any host is asked.
+SECRET_READERS: dict[str, Callable[[str], Secret]] = {
+    "marathon_credentials_file": credentials_file,
+    "mesos_framework_secret_file": secret_file,
+}
+
+
+def principal(raw: str) -> str:
+    plain(raw)
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", raw):
+        raise BadValue(f"{raw!r} is not a principal (letters, digits, '.', '_', '-')")
+    return raw
+
+
+# The four-letter words ZooKeeper (3.4.x to 3.8) knows.
+FOUR_LETTER_WORDS = ("conf", "cons", "crst", "dump", "envi", "ruok", "srst", "srvr", "stat",
+                     "wchs", "wchc", "wchp", "mntr", "isro", "hash", "gtmk", "stmk", "dirs")
+# What the tool itself asks: srvr and mntr (cluster-status, the rolling restarts' gates).
+TOOL_FOUR_LETTER_WORDS = ("srvr", "mntr")
+
+
+def four_letter_words(raw: str) -> tuple[str, ...]:
+    words = tuple(w.strip() for w in raw.split(",") if w.strip())
+    unknown = [w for w in words if w not in FOUR_LETTER_WORDS]
+    if unknown:
+        raise BadValue(f"unknown four-letter word {', '.join(unknown)} (ZooKeeper knows "
+                       f"{', '.join(FOUR_LETTER_WORDS)})")
+    missing = [w for w in TOOL_FOUR_LETTER_WORDS if w not in words]
+    if missing:
+        raise BadValue(f"the tool needs {', '.join(missing)} (cluster-status and the rolling "
+                       "restarts ask them)")
+    return tuple(dict.fromkeys(words))
+
+
+def scheme(raw: str) -> str:
+    if raw not in ("http", "https"):
+        raise BadValue(f"{raw!r} is not one of http, https")
+    return raw
+
+
 def host_key_policy(raw: str) -> str:
     if raw not in ("strict", "accept-new"):
         raise BadValue(f"{raw!r} is not one of strict, accept-new")
@@ -312,6 +408,24 @@ SETTINGS = (
     Setting("zk_mesos_path", "/mesos", znode, "master", "Mesos' znode, at the end of /etc/mesos/zk"),
     Setting("zk_marathon_path", "/marathon", znode, "master",
             "Marathon's znode (must differ from Mesos')"),
+    Setting("zk_four_letter_words", TOOL_FOUR_LETTER_WORDS, four_letter_words, "master",
+            "ZooKeeper's 4lw.commands.whitelist: what the tool asks (srvr, mntr), "
+            "and any other your monitoring needs; every other word is refused"),
+    Setting("marathon_scheme", "http", scheme, "master",
+            "how the tool talks to Marathon: http, or https (Marathon's HTTPS port as "
+            "marathon_port, its certificate checked against ca_bundle)"),
+    Setting("ca_bundle", "", local_path, "master",
+            "a PEM file of the CA(s) that sign Marathon's certificate (https); empty: the "
+            "system's CAs"),
+    Setting("marathon_credentials_file", None, local_path, "master",
+            "a file (0600) holding user:password: Marathon then asks every HTTP request for it "
+            "(basic auth), and every call of the tool sends it; empty: no authentication, as "
+            "in the tutorial"),
+    Setting("mesos_framework_secret_file", None, local_path, "master",
+            "a file (0600) holding a secret: the masters then accept only authenticated "
+            "frameworks, and Marathon authenticates with it; empty: none, as in the tutorial"),
+    Setting("mesos_framework_principal", "marathon", principal, "master",
+            "the principal Marathon authenticates to Mesos as"),
     Setting("zk_snap_retain_count", 3, _snap_retain_count, "master",
             "ZooKeeper's autopurge.snapRetainCount: the snapshots (and their logs) kept, 3 or more"),
     Setting("zk_purge_interval", 24, _purge_interval, "master",

@@ -178,12 +178,9 @@ def quiet(*_args) -> None:
     """The Marathon client's progress lines have no place in a report (or in --json)."""
 
 
-def marathon_url(host: Host) -> str:
-    return f"http://{host.ip}:{host.settings.marathon_port}"
-
-
-def marathon_read(url: str, what: str, timeout: float):
-    with Marathon([url], timeout=timeout, log=quiet) as client:
+def marathon_read(host: Host, what: str, timeout: float):
+    """One read from one master's Marathon (`Marathon.leader`, `.apps`, ...)."""
+    with Marathon.for_masters([host], timeout=timeout, log=quiet) as client:
         return getattr(client, what)()
 
 
@@ -193,7 +190,7 @@ def collect(cluster: Cluster, timeout: float = DEFAULT_TIMEOUT) -> Observations:
     first = parallel({
         **{("zk", n): (zk_mode, m, timeout) for n, m in masters.items()},
         **{("mesos", n): (mesos_metrics, m, timeout) for n, m in masters.items()},
-        **{("marathon", n): (marathon_read, marathon_url(m), "leader", timeout)
+        **{("marathon", n): (marathon_read, m, "leader", timeout)
            for n, m in masters.items()},
     })
     obs = Observations(
@@ -207,10 +204,10 @@ def collect(cluster: Cluster, timeout: float = DEFAULT_TIMEOUT) -> Observations:
     mesos_leader = _mesos_leader(obs.mesos_metrics)
     if mesos_leader:
         second["mesos_agents"] = (_mesos_agents, masters[mesos_leader], timeout)
-    url = _marathon_endpoint(cluster, obs.marathon_leaders)
-    if url:
+    endpoint = _marathon_endpoint(cluster, obs.marathon_leaders)
+    if endpoint:
         for what in ("apps", "deployments", "queue"):
-            second[f"marathon_{what}"] = (marathon_read, url, what, timeout)
+            second[f"marathon_{what}"] = (marathon_read, endpoint, what, timeout)
     for key, probe in parallel(second).items():
         setattr(obs, key, probe)
     return obs
@@ -233,7 +230,7 @@ def marathon_leader(leaders: dict[str, Probe]) -> str | None:
     return max(sorted(set(named)), key=named.count) if named else None
 
 
-def _marathon_endpoint(cluster: Cluster, leaders: dict[str, Probe]) -> str | None:
+def _marathon_endpoint(cluster: Cluster, leaders: dict[str, Probe]) -> Host | None:
     """Where to read apps: the leader itself when it is an inventory master, else any master
     that answered (a standby proxies reads to the leader)."""
     leader = marathon_leader(leaders)
@@ -241,9 +238,9 @@ def _marathon_endpoint(cluster: Cluster, leaders: dict[str, Probe]) -> str | Non
         return None
     for m in cluster.masters:
         if f"{m.ip}:{m.settings.marathon_port}" == leader:
-            return marathon_url(m)
+            return m
     answered = [m for m in cluster.masters if leaders[m.name].error is None]
-    return marathon_url(answered[0])
+    return answered[0]
 
 
 # --- judging: pure, from the observations ----------------------------------------------------

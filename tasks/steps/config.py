@@ -1,11 +1,16 @@
 """Config phase: the files the tutorial edits by hand, rendered from the inventory.
 
-These steps only write files (atomically, 0644 root:root) and mark the services that read them
-for a restart; `start-services` does the restarting. Every value comes from the inventory's
-derived properties, so the tutorial's mix of 192.0.2.x and 192.168.2.x cannot happen.
+These steps only write files (atomically, 0644 root:root, 0600 for those that can hold
+secrets) and mark the services that read them for a restart; `start-services` does the
+restarting. Every value comes from the inventory's derived properties, so the tutorial's mix
+of 192.0.2.x and 192.168.2.x cannot happen. Authentication (off by default, as in the
+tutorial) is written only where its settings are given; the tool never removes what an
+operator set up by hand.
 """
 
 from __future__ import annotations
+
+import json
 
 from tasks import facts, init, render, shell
 from tasks.facts import Facts, Snapshot
@@ -19,12 +24,14 @@ ZK_MISSING = "ZooKeeper is not installed on {host} ({dir} is missing): run insta
 MESOS_MISSING = "Mesos is not installed on {host} ({dir} is missing): run install-{role} first"
 
 
-def file_step(name: str, roles: tuple[str, ...], help: str, wanted, restart, require_dir) -> Step:
+def file_step(name: str, roles: tuple[str, ...], help: str, wanted, restart, require_dir,
+              private: dict[str, str] = {}) -> Step:
     """A step that makes a few files hold rendered text.
 
     `wanted(ctx)` gives {path: content}, `restart(ctx)` the services reading them and
     `require_dir(ctx)` the package directory that must exist (else the package is missing and
-    writing would create a directory the package later trips over).
+    writing would create a directory the package later trips over); `private` the files that
+    hold secrets (`files.plan`).
     """
     def needs(ctx: HostContext) -> list[str]:
         return [facts.directory(require_dir(ctx))] + files.needs(list(wanted(ctx)))
@@ -34,7 +41,7 @@ def file_step(name: str, roles: tuple[str, ...], help: str, wanted, restart, req
         if not found[facts.directory(directory)]:
             template = ZK_MISSING if directory.startswith("/etc/zookeeper") else MESOS_MISSING
             raise StepError(template.format(host=ctx.host.name, dir=directory, role=ctx.host.role))
-        return files.plan(found, wanted(ctx), restart=restart(ctx))
+        return files.plan(found, wanted(ctx), restart=restart(ctx), private=private)
 
     return Step(name, roles, help, needs, plan)
 
@@ -59,8 +66,9 @@ WRITE_MYID = file_step(
 def _zoo_cfg(ctx: HostContext) -> dict[str, str]:
     s = ctx.cluster.settings
     return {f"{ZK_CONF}/zoo.cfg": render.zoo_cfg(
-        ctx.cluster.zoo_server_lines, client_port=s.zk_port,
-        snap_retain_count=s.zk_snap_retain_count, purge_interval=s.zk_purge_interval)}
+        ctx.cluster.zoo_server_lines, client_address=ctx.host.ip, client_port=s.zk_port,
+        four_letter_words=s.zk_four_letter_words, snap_retain_count=s.zk_snap_retain_count,
+        purge_interval=s.zk_purge_interval)}
 
 
 WRITE_ZOO_CFG = file_step(
@@ -170,27 +178,45 @@ def marathon_style(version: str | None) -> str:
     return "env" if version_tuple(version)[:2] >= (1, 5) else "conf-dir"
 
 
+# Where Marathon reads the secret it authenticates to Mesos with; outside /etc/marathon/conf,
+# whose every file is a flag.
+MARATHON_SECRET = "/etc/marathon/mesos.secret"
+
+
 def marathon_flags(ctx: HostContext) -> dict[str, str]:
     """The flags the tool gives Marathon ('' for a boolean flag)."""
+    s = ctx.host.settings
     flags = {"hostname": ctx.host.ip, "master": ctx.cluster.mesos_zk_url,
              "zk": ctx.cluster.marathon_zk_url}
-    if ctx.host.settings.marathon_port != 8080:
-        flags["http_port"] = str(ctx.host.settings.marathon_port)
+    if s.marathon_port != 8080:
+        flags["http_port"] = str(s.marathon_port)
+    if s.marathon_credentials_file:
+        flags["http_credentials"] = s.marathon_credentials_file.value
+    if s.mesos_framework_secret_file:
+        flags.update(mesos_authentication="",
+                     mesos_authentication_principal=s.mesos_framework_principal,
+                     mesos_authentication_secret_file=MARATHON_SECRET)
     return flags
 
 
-def _marathon_paths(style: str, ctx: HostContext) -> list[str]:
+def _marathon_files(ctx: HostContext, style: str, env_now: str | None) -> dict[str, str]:
+    """Every file configure-marathon writes in `style`; `env_now`: /etc/default/marathon as
+    it is (the operator's lines are kept)."""
+    flags = marathon_flags(ctx)
     if style == "env":
-        return [MARATHON_DEFAULTS]
-    return list(render.marathon_conf_dir(marathon_flags(ctx)))
+        wanted = {MARATHON_DEFAULTS: render.marathon_env(env_now, flags)}
+    else:
+        wanted = render.marathon_conf_dir(flags)
+    secret = ctx.host.settings.mesos_framework_secret_file
+    if secret:
+        # Marathon reads the whole file as the secret: a newline would be part of it.
+        wanted[MARATHON_SECRET] = secret.value
+    return wanted
 
 
-def _marathon_wanted(ctx: HostContext, style: str, found: Facts) -> dict[str, str]:
-    if style == "env":
-        current = found[facts.file(MARATHON_DEFAULTS)]
-        return {MARATHON_DEFAULTS: render.marathon_env(current and current.content,
-                                                       marathon_flags(ctx))}
-    return render.marathon_conf_dir(marathon_flags(ctx))
+# The operator's own lines in /etc/default/marathon can hold credentials too.
+MARATHON_PRIVATE = {MARATHON_DEFAULTS: files.SECRET_VALUES, MARATHON_SECRET: files.SECRET,
+                    "/etc/marathon/conf/http_credentials": files.SECRET}
 
 
 def _marathon_needs(ctx: HostContext) -> list[str]:
@@ -199,21 +225,43 @@ def _marathon_needs(ctx: HostContext) -> list[str]:
     style = ctx.host.settings.marathon_config_style
     version = [facts.package("marathon")] if style == "auto" else []
     paths = [p for s in (("env", "conf-dir") if style == "auto" else (style,))
-             for p in _marathon_paths(s, ctx)]
-    return version + files.needs(paths)
+             for p in _marathon_files(ctx, s, None)]
+    return version + files.needs(list(dict.fromkeys(paths)))
 
 
 def _marathon_plan(ctx: HostContext, found: Facts) -> list[Change]:
     style = ctx.host.settings.marathon_config_style
     if style == "auto":
         style = marathon_style(found[facts.package("marathon")])
-    # The operator's own lines there can hold credentials: 0600, and their values masked.
-    private = {MARATHON_DEFAULTS: files.SECRET_VALUES}
-    return files.plan(found, _marathon_wanted(ctx, style, found), restart=("marathon",),
-                      private=private)
+    env_now = found[facts.file(MARATHON_DEFAULTS)] if style == "env" else None
+    wanted = _marathon_files(ctx, style, env_now and env_now.content)
+    return files.plan(found, wanted, restart=("marathon",), private=MARATHON_PRIVATE)
 
 
 CONFIGURE_MARATHON = Step(
     "configure-marathon", ("master",),
     "Configure Marathon (conf dir for <= 1.4, /etc/default/marathon for >= 1.5).",
     _marathon_needs, _marathon_plan)
+
+
+# The masters' framework credentials: a file of their own (every file in /etc/mesos-master is
+# a flag of mesos-master, so it cannot live there), named by the `credentials` flag.
+MESOS_CREDENTIALS = "/etc/mesos/credentials"
+
+
+def _framework_auth(ctx: HostContext) -> dict[str, str]:
+    s = ctx.host.settings
+    if not s.mesos_framework_secret_file:
+        return {}
+    credentials = {"credentials": [{"principal": s.mesos_framework_principal,
+                                    "secret": s.mesos_framework_secret_file.value}]}
+    return {"/etc/mesos-master/authenticate_frameworks": render.line("true"),
+            "/etc/mesos-master/credentials": render.line(MESOS_CREDENTIALS),
+            MESOS_CREDENTIALS: json.dumps(credentials, indent=2) + "\n"}
+
+
+SET_FRAMEWORK_AUTH = file_step(
+    "set-framework-auth", ("master",),
+    "With mesos_framework_secret_file: mesos-master accepts only authenticated frameworks.",
+    _framework_auth, lambda ctx: ("mesos-master",), lambda ctx: "/etc/mesos-master",
+    private={MESOS_CREDENTIALS: files.SECRET})

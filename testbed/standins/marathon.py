@@ -19,7 +19,7 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
   agent removed) is replaced after unreachableStrategy.inactiveAfterSeconds (marathon_tasks.py);
 - `--enable_features maintenance_mode` (1.6): no launch on an agent in a maintenance window
   of the master's schedule (from `--draining_seconds` before it starts);
-- the REST v2 subset of mesos-facts.md §4 and §8, with the real status codes, bodies and
+- the subset of REST v2 that the tasks use, with the real status codes, bodies and
   headers: apps (create, partial or whole update, scale, restart, destroy), groups (POST, PUT),
   deployments (list; DELETE rolls back with a new deployment, ?force=true stops it: 202, no
   body), the launch queue (delay.timeLeftSeconds, DELETE .../delay: 204);
@@ -28,14 +28,26 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
   deployments' ids while one touches the app, unless ?force=true overrides it;
 - a restart or config change replaces the tasks (new ones first, then the old ones go, as the
   default upgradeStrategy 1/1 does); each task keeps the version it was launched with;
-- a task that ends is started again (backoffSeconds x backoffFactor^n after failures).
+- a task that ends is started again (backoffSeconds x backoffFactor^n after failures);
+- `--http_credentials user:password`: every request without them (or with others) gets Jetty's
+  401 "Unauthorized" page and `WWW-Authenticate: basic realm="<--http_realm, Mesosphere>"`, as
+  chaos' BasicAuthenticator answers; a value that is not user:password is logged and ignored;
+- `--mesos_authentication` (needs `--mesos_authentication_principal`): it authenticates to each
+  new Mesos leader with the secret of `--mesos_authentication_secret_file` (read whole, a
+  newline included) before it registers; a master that refuses the authentication or the
+  registration ("Framework at ... is not authenticated") makes it exit 137 after "Committing
+  suicide!", as MarathonScheduler.error does.
 Dropped: offers (it asks the master to launch on an agent with room: `/standin/launch`), health
 checks, readiness checks, dependencies between apps, pods, events, the web UI (a trivial page).
 Deployments live in the leader's memory only: a new leader starts with none.
 """
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
+import re
 import shlex
 import socket
 import sys
@@ -44,7 +56,7 @@ import time
 import urllib.parse
 import uuid
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import KazooException, NodeExistsError, NoNodeError
 
 from . import common, flags as flagslib, maintenance, marathon_apps as apps, zk as zklib
 from .marathon_tasks import FAILURES, TaskRecords
@@ -115,6 +127,9 @@ def load_flags(argv, version=VERSION):
             f[name] = value
     if not f["master"]:
         raise flagslib.FlagError("[scallop] Error: Required option 'master' not found")
+    if f["mesos_authentication"] and not f["mesos_authentication_principal"]:
+        raise flagslib.FlagError("[scallop] Error: When specifying 'mesos_authentication', you "
+                                 "must also specify 'mesos_authentication_principal'")
     try:
         zklib.parse_zk_url(f["zk"])
     except zklib.ZkUrlError as e:
@@ -146,6 +161,9 @@ class Marathon:
         self.windows = {}               # machine key -> unavailability (maintenance_mode)
         self.stopping = False
         self.rejoin = False             # a standby whose session expired stands again
+        self.http_auth = _http_credentials(flags["http_credentials"])
+        self.pid = f"scheduler-{uuid.uuid4()}@{flags['hostname']}"   # the driver's libprocess pid
+        self.authenticated_with = None  # the Mesos leader (its id) it authenticated to
 
     # ---- ZooKeeper: election and state -------------------------------------------------
     def start(self):
@@ -174,8 +192,7 @@ class Marathon:
             # client, which end its session once the client is connected again: see below.
             log.critical("Lost leadership (ZooKeeper connection %s); exiting", state.lower())
             self.elected = False
-            threading.Thread(target=self._exit_after_abdication, args=(state == "SUSPENDED",),
-                             daemon=True).start()
+            threading.Thread(target=self._exit_after_abdication, daemon=True).start()
             return
         if state == "LOST" and self.ha:
             # A standby's candidate node died with its session: stand again once reconnected
@@ -200,25 +217,34 @@ class Marathon:
         threading.Thread(target=later, daemon=True).start()
         return Response(200, {"message": "Leadership abdicated"})
 
-    def _exit_after_abdication(self, reconnect=False):
-        """Marathon's election service stops before the process crashes: it closes its
-        LeaderLatch (a guaranteed delete of its node) and its Curator client, whose
-        ZooKeeper.close() sends closeSession and waits for it, so on a suspended connection
-        (`reconnect`) the session ends as soon as the client gets through to a server again,
-        within the session timeout; a session that expired meanwhile took the node with it."""
+    def _exit_after_abdication(self):
+        """Marathon's shutdown hooks abdicate and close the ZooKeeper client, then the JVM
+        exits. The client's close goes out once it is connected again (to another server of
+        the ensemble): the session ends and its candidate node with it, so a standby leads at
+        once; if no server answers within the session timeout, the node stays until the
+        session expires."""
+        deadline = time.time() + self.flags["zk_session_timeout"] / 1000.0
         try:
-            if reconnect:
-                deadline = time.time() + self.flags["zk_session_timeout"] / 1000.0
-                while not self.zk.connected and time.time() < deadline:
-                    time.sleep(0.05)
+            while not self.zk.connected and time.time() < deadline:
+                time.sleep(0.1)
             self.zk.stop()
         finally:
             os._exit(1)
 
     def _stand_again(self):
+        """Join the election again under a new session. The election's znode may be gone too
+        (an ensemble that re-formed from another member's data): Curator creates the parents
+        again, and so does this; a connection lost meanwhile means trying again."""
         log.info("ZooKeeper session re-established; joining the election again")
-        self._candidate()
-        self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+        while not self.stopping:
+            try:
+                self.zk.ensure_path(f"{self.path}/leader")
+                self._candidate()
+                self.zk.ChildrenWatch(f"{self.path}/leader", self._on_candidates)
+                return
+            except KazooException as e:
+                log.warning("Could not join the election (%r); trying again", e)
+                time.sleep(1)
 
     def _on_candidates(self, children):
         if self.stopping:
@@ -251,6 +277,8 @@ class Marathon:
         return f"{self.path}/state/apps/" + urllib.parse.quote(app_id, safe="")
 
     def _load_state(self):
+        for node in ("state/apps", "state/tasks"):   # gone if the ensemble lost its data
+            self.zk.ensure_path(f"{self.path}/{node}")
         self.apps = {}
         for name in self.zk.get_children(f"{self.path}/state/apps"):
             app = json.loads(self.zk.get(f"{self.path}/state/apps/{name}")[0].decode())
@@ -282,11 +310,17 @@ class Marathon:
             log.info("Mesos leader is %s", leader["pid"])
             self.mesos = leader
         url = detector.url(leader)
+        if self.flags["mesos_authentication"] and self.authenticated_with != leader.get("id"):
+            self._authenticate(url)
+            self.authenticated_with = leader.get("id")
         status, reply, _ = common.call("POST", url + "/standin/register_framework", {
+            "pid": self.pid, "principal": self.flags["mesos_authentication_principal"],
             "framework_id": self.framework_id, "name": self.flags["framework_name"],
             "hostname": self.flags["hostname"], "failover_timeout": self.flags[
                 "failover_timeout"], "webui_url": f"http://{self.me}",
             "capabilities": [{"type": "PARTITION_AWARE"}]})
+        if status == 403:
+            self._error(reply.get("message", ""))
         if status != 200:
             return
         if reply["framework_id"] != self.framework_id:
@@ -317,6 +351,35 @@ class Marathon:
             self.windows = windows
             self._scale(url)
             self._advance_deployments()
+
+    def _authenticate(self, url):
+        """The scheduler driver's CRAM-MD5 with the master (sched.cpp): a refusal is an
+        error, and MarathonScheduler.error ends Marathon."""
+        principal = self.flags["mesos_authentication_principal"]
+        secret_file = self.flags["mesos_authentication_secret_file"]
+        secret = b""       # the secret is optional: the principal alone
+        if secret_file:
+            with open(secret_file, "rb") as fh:
+                secret = fh.read()
+        log.info("Authenticating with master %s", self.mesos["pid"])
+        _, reply, _ = common.call("POST", url + "/standin/authenticate",
+                                  {"pid": self.pid, "principal": principal})
+        answer = hmac.new(secret, reply["challenge"].encode(), hashlib.md5).hexdigest()
+        _, reply, _ = common.call("POST", url + "/standin/authenticate",
+                                  {"pid": self.pid, "principal": principal, "response": answer})
+        if not reply.get("authenticated"):
+            log.error("Master %s refused authentication", self.mesos["pid"])
+            self._error("Master refused authentication")
+        log.info("Successfully authenticated with master %s", self.mesos["pid"])
+
+    def _error(self, message):
+        log.warning("Error: %s\nIn case Mesos does not allow registration with the current "
+                    "frameworkId, delete the ZooKeeper Node: %s/state/framework:id\nCAUTION: "
+                    "if you remove this node, all tasks started with the current frameworkId "
+                    "will be orphaned!", message, self.path)
+        log.error("Committing suicide!")
+        logging.shutdown()
+        os._exit(137)
 
     def _observe(self, state, fetched_at):
         """The master's state: which agents are active, and reconciliation of our tasks."""
@@ -567,6 +630,12 @@ class Marathon:
                 "version": t["version"], "ipAddresses": [], "healthCheckResults": []}
 
     def handle(self, req):
+        if self.http_auth and _basic_auth(req) != self.http_auth:
+            # Jetty's BasicAuthenticator, in front of every path, /ping too.
+            resp = _jetty_error(401, "Unauthorized", req.path)
+            realm = self.flags["http_realm"] or "Mesosphere"
+            resp.headers["WWW-Authenticate"] = f'basic realm="{realm}"'
+            return resp
         p = req.path.rstrip("/") or "/"
         if p == "/ping":
             return Response(200, "pong\n", content_type="text/plain")
@@ -897,6 +966,31 @@ class _ZkTasks:
             m.zk.delete(f"{m.path}/state/tasks/{task_id}")
         except NoNodeError:
             pass
+
+
+def _http_credentials(value):
+    """chaos' `(.+):(.+)` on --http_credentials: (user, password), or None (no auth) with the
+    error it logs for anything else."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"(.+):(.+)", value, re.S)
+    if not match:
+        log.error("The HTTP credentials must be specified in the form of 'user:password'.")
+        return None
+    return match.group(1), match.group(2)
+
+
+def _basic_auth(req):
+    """(user, password) of a request's `Authorization: Basic ...`, as Jetty decodes it."""
+    method, _, value = req.headers.get("Authorization", "").strip().partition(" ")
+    if method.lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode("iso-8859-1")
+    except ValueError:
+        return None
+    user, sep, password = text.partition(":")
+    return (user, password) if sep else None
 
 
 def _version_at_least(version, major, minor):

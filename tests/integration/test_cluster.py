@@ -32,7 +32,8 @@ def assert_tutorial_files() -> None:
         zoo = cat(m, "/etc/zookeeper/conf/zoo.cfg").splitlines()
         assert [l for l in zoo if l.startswith("server.")] == servers
         assert "dataDir=/var/lib/zookeeper" in zoo and "admin.enableServer=false" in zoo
-        assert "4lw.commands.whitelist=ruok,srvr,stat,mntr" in zoo
+        assert "4lw.commands.whitelist=srvr,mntr" in zoo
+        assert f"clientPortAddress={ip(m)}" in zoo
         assert "autopurge.snapRetainCount=3" in zoo and "autopurge.purgeInterval=24" in zoo
         assert cat(m, "/etc/mesos-master/quorum") == "2\n"
         assert cat(m, "/etc/mesos-master/ip") == ip(m) + "\n"
@@ -126,7 +127,16 @@ def applied_changes(output: str) -> list[tuple[str, str]]:
             for change in changes.split("; ")]
 
 
+def marathon_left_by_itself(host: str, since: float) -> bool:
+    """Marathon 1.4's leader exits as soon as the ZooKeeper server it talks to goes away
+    (Curator's LeaderLatch loses leadership, Marathon terminates) and systemd starts it again:
+    a restart, but not one the tool made."""
+    journal = tb.ssh(host, f"journalctl -u marathon --no-pager --since=@{int(since)}").stdout
+    return "Lost leadership (ZooKeeper connection suspended)" in journal
+
+
 def test_dry_run_of_a_drifted_zoo_cfg_shows_the_restart_the_run_then_does():
+    started = time.time()
     before = {(m, s): service_start(m, s) for m in MASTERS for s in MASTER_SERVICES}
     tb.ssh("master2", "sed -i 's/^tickTime=2000$/tickTime=3000/' /etc/zookeeper/conf/zoo.cfg")
     dry = fab("-H", "master2", "master", "--dry-run")
@@ -149,7 +159,9 @@ def test_dry_run_of_a_drifted_zoo_cfg_shows_the_restart_the_run_then_does():
     assert re.search(r"^master2 wait-zookeeper ok$", real.stdout, re.M)
     assert "tickTime=2000" in cat("master2", "/etc/zookeeper/conf/zoo.cfg").splitlines()
     after = {key: service_start(*key) for key in before}
-    assert [key for key in before if after[key] != before[key]] == [("master2", "zookeeper")]
+    restarted = [(m, s) for (m, s) in before if after[(m, s)] != before[(m, s)]
+                 and not (s == "marathon" and marathon_left_by_itself(m, started))]
+    assert restarted == [("master2", "zookeeper")]
     assert_cluster_healthy()
 
 
@@ -259,9 +271,11 @@ def test_marathon_1_6_is_configured_through_etc_default():
     result = fab("cluster")
     assert result.returncode == 0
     for m in MASTERS:
-        assert cat(m, "/etc/default/marathon").splitlines()[1:] == [
-            f"MARATHON_MASTER={zk_url('/mesos')}", f"MARATHON_ZK={zk_url('/marathon')}",
-            f"MARATHON_HOSTNAME={ip(m)}"]
+        block = cat(m, "/etc/default/marathon").splitlines()
+        assert block[0].startswith("# BEGIN mesos-fab") and block[-1] == "# END mesos-fab"
+        assert block[1:-1] == [
+            f"MARATHON_HOSTNAME={ip(m)}", f"MARATHON_MASTER={zk_url('/mesos')}",
+            f"MARATHON_ZK={zk_url('/marathon')}"]
         # The tutorial's conf dir is not written: Marathon 1.5+ would ignore it.
         assert tb.ssh(m, "test -e /etc/marathon/conf").returncode != 0
     assert_cluster_healthy()

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 
 import paramiko
 
@@ -67,6 +68,7 @@ class _Interface(paramiko.ServerInterface):
 
     def check_channel_exec_request(self, channel, command):
         self.server.commands.append(command.decode())
+        time.sleep(self.server.exec_delay)      # a host slow (or never) to answer the request
         threading.Thread(target=self.server.execute, args=(channel, command.decode()),
                          daemon=True).start()
         return True
@@ -78,6 +80,7 @@ class SshServer:
         self.env = dict(os.environ, **(env or {}))
         self.commands: list[str] = []
         self.users: list[str] = []
+        self.exec_delay = 0.0
         self.processes: list[subprocess.Popen] = []
         self.transports: list[paramiko.Transport] = []
         self.listener = socket.socket()

@@ -1,10 +1,21 @@
 """Helpers for the unit tests that run the stand-in daemons on loopback (test equipment):
 free ports, polling, and a minimal framework that speaks the stand-in master's `/standin/*`
 protocol (register, launch, kill, status updates) the way the stand-in Marathon does."""
+import random
 import socket
 import time
 
 from testbed.standins import common
+
+
+# The stand-ins listen on their real default ports (5050, 5051, 8080), so each test process
+# takes a /24 of its own in 127.0.0.0/8: two runs at once on one machine never share an address.
+NET = f"127.{random.randrange(1, 255)}.{random.randrange(256)}"
+
+
+def loopback(n: int) -> str:
+    """Address n of this process's loopback /24."""
+    return f"{NET}.{n}"
 
 
 def free_port(ip="127.0.0.1"):
@@ -30,6 +41,12 @@ def wait(predicate, timeout=30.0, step=0.2, what="condition"):
 
 def get(url):
     return common.call("GET", url)[1]
+
+
+def get_ok(url):
+    """The body of a 200 answer, else None (a standby holding, then refusing, a request)."""
+    status, body, _ = common.call("GET", url)
+    return body if status == 200 else None
 
 
 def post(url, payload=None, raw=None):

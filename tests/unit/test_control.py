@@ -159,6 +159,18 @@ def test_wait_lock_runs_once_the_holder_is_done(server, tmp_path, capsys):
     assert "master1: waiting for the run lock, held by fab pid 4242 (pid " in capsys.readouterr().out
 
 
+def test_a_stop_while_waiting_for_the_lock_interrupts_the_host(server, tmp_path):
+    cluster = one_master(server, tmp_path, server.known_hosts_line())
+    conn, holder = hold(server, tmp_path, "fab pid 4242")
+    control = Control()
+    threading.Timer(0.5, control.request_stop).start()
+    [line] = [l for l in dry_run([session(cluster)], lock=LockRequest("fab pid 2", wait=True),
+                                 control=control) if "add-repo" in l]
+    holder.close()
+    conn.close()
+    assert line == "master1 add-repo interrupted: not started: the run was interrupted"
+
+
 # --- interruptions ---------------------------------------------------------------------------
 
 def test_no_round_starts_on_any_host_once_the_run_is_stopped():

@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from tests.unit.gpg_keys import new_key
 from tasks import facts, shell
 from tasks.facts import FactError, File, Service, Snapshot, UnknownFact
 
@@ -104,16 +105,10 @@ def test_service_fact_of_a_service_that_is_not_there():
 def test_keyring_fingerprints_with_real_gpg(tmp_path):
     if not shutil.which("gpg"):
         pytest.skip("gpg is not installed")
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet"]
-    subprocess.run(gpg + ["--passphrase", "", "--quick-gen-key", "test@example.org", "ed25519",
-                          "sign", "never"], check=True, capture_output=True)
-    colons = subprocess.run(gpg + ["--with-colons", "--fingerprint"], capture_output=True,
-                            text=True, check=True).stdout
-    fpr = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
+    fpr, armored = new_key(tmp_path, "test")
     keyring = tmp_path / "k.gpg"
-    keyring.write_bytes(subprocess.run(gpg + ["--export"], capture_output=True, check=True).stdout)
+    keyring.write_bytes(subprocess.run(["gpg", "--dearmor"], input=armored, capture_output=True,
+                                       check=True).stdout)
     got = gather([facts.keyring(str(keyring)), facts.keyring(str(tmp_path / "none.gpg"))])
     assert got == {facts.keyring(str(keyring)): {fpr},
                    facts.keyring(str(tmp_path / "none.gpg")): frozenset()}

@@ -524,3 +524,65 @@ def test_ssh_user_and_port_in_vars_are_defaults_that_host_lines_override():
     m1, m2, _ = cluster.masters
     assert (m1.ssh_user, m1.ssh_port) == ("root", 2200)
     assert (m2.ssh_user, m2.ssh_port) == ("ops", 22)
+
+
+# --- secrets: files on the machine that runs fab, checked before anything is done ----------------
+
+def secret_inventory(tmp_path, content: str, mode: int = 0o600, setting="marathon_credentials_file"):
+    secret = tmp_path / "marathon.cred"
+    secret.write_text(content)
+    secret.chmod(mode)
+    path = tmp_path / "hosts.ini"
+    path.write_text(TUTORIAL + f"[masters:vars]\n{setting} = marathon.cred\n")
+    return path
+
+
+def test_a_credentials_file_is_read_and_its_value_never_shown(tmp_path):
+    cluster = inventory.load(secret_inventory(tmp_path, "ops:s3cret-pw\n"))
+    secret = cluster.settings.marathon_credentials_file
+    assert secret.path == str(tmp_path / "marathon.cred") and secret.value == "ops:s3cret-pw"
+    assert cluster.settings.marathon_auth == ("ops", "s3cret-pw")
+    assert cluster.slaves[0].settings.marathon_auth == ("ops", "s3cret-pw"), "every host sees it"
+    assert "s3cret" not in repr(cluster) and "s3cret" not in repr(cluster.settings)
+
+
+@pytest.mark.parametrize("content, mode, message", [
+    ("ops:pw\n", 0o644, "can be read by other users (mode 0644): `chmod 600 "),
+    ("ops:pw\n", 0o640, "can be read by other users (mode 0640)"),
+    ("ops\n", 0o600, "must hold user:password (one colon, neither part empty)"),
+    ("ops:pw:more\n", 0o600, "must hold user:password"),
+    (":pw\n", 0o600, "must hold user:password"),
+    ("ops:pw\nmore\n", 0o600, "must hold one line: the secret"),
+    ("", 0o600, "must hold one line: the secret"),
+    ("ops:p w\n", 0o600, "the secret may hold only letters, digits"),
+    ("ops:p$w\n", 0o600, "the secret may hold only letters, digits"),
+])
+def test_a_bad_credentials_file_is_refused_naming_the_inventory_line(tmp_path, content, mode,
+                                                                     message):
+    path = secret_inventory(tmp_path, content, mode)
+    with pytest.raises(InventoryError) as exc:
+        inventory.load(path)
+    text = str(exc.value)
+    line = TUTORIAL.count("\n") + 2
+    assert text.startswith(f"{path}:{line}: marathon_credentials_file: ")
+    assert message in text
+    assert "pw" not in text.split(": ", 2)[2].replace("password", ""), "no secret in the error"
+
+
+def test_a_missing_secret_file_is_refused(tmp_path):
+    path = tmp_path / "hosts.ini"
+    path.write_text(TUTORIAL + "[masters:vars]\nmesos_framework_secret_file = nowhere\n")
+    with pytest.raises(InventoryError, match=rf"hosts.ini:{TUTORIAL.count(chr(10)) + 2}: "
+                                             r"mesos_framework_secret_file: .*/nowhere: no such file"):
+        inventory.load(path)
+
+
+def test_the_four_letter_words_must_include_the_tools_own():
+    for raw, message in [("srvr,cons", "the tool needs mntr"),
+                         ("srvr,mntr,evil", "unknown four-letter"),
+                         ("", "the tool needs srvr, mntr")]:
+        with pytest.raises(InventoryError, match=message):
+            inventory.parse(TUTORIAL + f"[all:vars]\nzk_four_letter_words = {raw}\n")
+    cluster = inventory.parse(TUTORIAL + "[all:vars]\n"
+                              "zk_four_letter_words = srvr, mntr, ruok\n")
+    assert cluster.settings.zk_four_letter_words == ("srvr", "mntr", "ruok")

@@ -201,6 +201,21 @@ def test_for_cluster_has_one_endpoint_per_master():
         "http://192.0.2.1:8081", "http://192.0.2.2:8081", "http://192.0.2.3:8081"]
 
 
+def test_every_client_of_the_inventory_carries_its_scheme_credentials_and_ca(tmp_path):
+    """Marathon.for_masters is how deploy-app, the app tasks, cluster-status and the gates all
+    reach Marathon: the inventory's https, credentials file and CA bundle are on each."""
+    (tmp_path / "cred").write_text("ops:s3cret\n")
+    (tmp_path / "cred").chmod(0o600)
+    (tmp_path / "hosts.ini").write_text(
+        "[masters]\nm1 ip=192.0.2.1 myid=1\n[all:vars]\nmarathon_scheme = https\n"
+        "marathon_port = 8443\nmarathon_credentials_file = cred\nca_bundle = ca.pem\n")
+    cluster = inventory.load(tmp_path / "hosts.ini")
+    with Marathon.for_cluster(cluster) as m:
+        assert m.endpoints == ["https://192.0.2.1:8443"]
+        assert m.http.session.auth == ("ops", "s3cret")
+        assert m.http.session.verify == str(tmp_path / "ca.pem")
+
+
 # --- credentials and TLS --------------------------------------------------------------------
 
 def test_basic_auth_is_sent_and_a_refusal_explained(fake):

@@ -223,6 +223,22 @@ def test_wait_lock_waits_for_the_holder(server, conn, tmp_path):
     second_conn.close()
 
 
+def test_a_host_that_does_not_answer_the_exec_request_is_given_up(server, conn, monkeypatch):
+    monkeypatch.setattr(remote, "EXCHANGE_TIMEOUT", 1.0)
+    server.exec_delay = 4
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match="cannot start a command: Channel closed"):
+        remote_for(conn).run([("true", 5)], Control())
+    assert time.monotonic() - started < 3
+
+
+def test_a_host_that_says_nothing_about_the_lock_is_given_up(monkeypatch):
+    monkeypatch.setattr(remote, "EXCHANGE_TIMEOUT", 0.5)
+    monkeypatch.setattr(remote, "POLL", 0.05)
+    with pytest.raises(RemoteError, match="no answer about the lock .* within 0.5 s"):
+        Remote(Silent(), "root", "h1").hold_lock("fab pid 1", False, Control(), None)
+
+
 class Silent:
     """A host that takes the script and then never answers again."""
 

@@ -22,14 +22,16 @@ dataDir=/var/lib/zookeeper
 autopurge.snapRetainCount=3
 autopurge.purgeInterval=24
 clientPort=2181
-4lw.commands.whitelist=ruok,srvr,stat,mntr
+clientPortAddress=192.0.2.1
+4lw.commands.whitelist=srvr,mntr
 admin.enableServer=false
 """
 
 
 def test_zoo_cfg_tutorial_three_masters():
     c = cluster("tutorial.ini")
-    assert render.zoo_cfg(c.zoo_server_lines, client_port=c.settings.zk_port) == HEAD + """\
+    assert render.zoo_cfg(c.zoo_server_lines, client_address="192.0.2.1",
+                          client_port=c.settings.zk_port) == HEAD + """\
 server.1=192.0.2.1:2888:3888
 server.2=192.0.2.2:2888:3888
 server.3=192.0.2.3:2888:3888
@@ -38,12 +40,14 @@ server.3=192.0.2.3:2888:3888
 
 def test_zoo_cfg_one_master():
     c = cluster("one-master.ini")
-    assert render.zoo_cfg(c.zoo_server_lines) == HEAD + "server.1=192.0.2.1:2888:3888\n"
+    assert render.zoo_cfg(c.zoo_server_lines, client_address="192.0.2.1") == \
+        HEAD + "server.1=192.0.2.1:2888:3888\n"
 
 
 def test_zoo_cfg_five_masters_in_myid_order():
     c = cluster("five-masters.ini")
-    assert render.zoo_cfg(c.zoo_server_lines) == HEAD + """\
+    assert render.zoo_cfg(c.zoo_server_lines, client_address="10.0.0.1") == HEAD.replace(
+        "Address=192.0.2.1", "Address=10.0.0.1") + """\
 server.1=10.0.0.1:2888:3888
 server.2=10.0.0.2:2888:3888
 server.3=10.0.0.3:2888:3888
@@ -55,14 +59,18 @@ server.5=10.0.0.5:2888:3888
 def test_zoo_cfg_other_ports():
     c = inventory.parse("[masters]\nm1 ip=192.0.2.1 myid=7\n[all:vars]\nzk_port = 2281\n"
                         "zk_peer_port = 2889\nzk_election_port = 3889\n")
-    assert render.zoo_cfg(c.zoo_server_lines, client_port=c.settings.zk_port) == HEAD.replace(
-        "clientPort=2181", "clientPort=2281") + "server.7=192.0.2.1:2889:3889\n"
+    assert render.zoo_cfg(c.zoo_server_lines, client_address="192.0.2.1",
+                          client_port=c.settings.zk_port,
+                          four_letter_words=("srvr", "mntr", "ruok")) == HEAD.replace(
+        "clientPort=2181", "clientPort=2281").replace("mntr\n", "mntr,ruok\n") + \
+        "server.7=192.0.2.1:2889:3889\n"
 
 
 def test_zoo_cfg_autopurge_from_the_settings():
     c = inventory.parse("[masters]\nm1 ip=192.0.2.1 myid=1\n[all:vars]\n"
                         "zk_snap_retain_count = 10\nzk_purge_interval = 0\n")
-    text = render.zoo_cfg(c.zoo_server_lines, snap_retain_count=c.settings.zk_snap_retain_count,
+    text = render.zoo_cfg(c.zoo_server_lines, client_address="192.0.2.1",
+                          snap_retain_count=c.settings.zk_snap_retain_count,
                           purge_interval=c.settings.zk_purge_interval)
     assert "autopurge.snapRetainCount=10\nautopurge.purgeInterval=0\n" in text
 

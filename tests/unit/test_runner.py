@@ -173,7 +173,7 @@ def test_a_converged_cluster_costs_one_round_trip_per_host(cluster, rep, out, li
         assert len(s.trips) == 1 and s.trips[0][0] == [], s.host.name
         assert s.trips[0][1] == plan.needs(s.ctx, list(
             playbooks.MASTER if s.host.role == "master" else playbooks.SLAVE))
-    assert rep.counts["master1"] == {"ok": 10} and rep.counts["slave3"] == {"ok": 6}
+    assert rep.counts["master1"] == {"ok": 11} and rep.counts["slave3"] == {"ok": 6}
     assert not any(g.gate.reads for g in gates_), "nothing restarted: no gate is read"
 
 
@@ -307,7 +307,7 @@ def test_after_an_install_the_facts_it_changes_are_gathered_again(cluster, rep, 
     assert trips[4][0][0] == "restart mesos-master (marked for a restart)", \
         "after a barrier; no wait for ZooKeeper: one master of three cannot form the ensemble"
     assert len(trips) == 5
-    assert rep.counts["master1"] == {"changed": 9, "ok": 1}, "disable-unused-services"
+    assert rep.counts["master1"] == {"changed": 9, "ok": 2}, "disable-unused-services, set-framework-auth"
 
 
 def test_a_dry_run_says_which_steps_it_cannot_plan(cluster, rep, out, world):
@@ -374,7 +374,7 @@ def test_a_failed_master_stops_the_run_before_any_slave_is_changed(cluster, rep,
     sessions = hosts(cluster, host_facts, live, master2={"fail_on": "write /etc/mesos/zk"})
     run(sessions, list(playbooks.CLUSTER), order(live), rep, dry_run=False)
     assert "master2 write-zk failed: E: something broke (exit 100)" in step_lines(out)
-    assert rep.counts["master1"] == {"ok": 10}
+    assert rep.counts["master1"] == {"ok": 11}
     assert "master2 write-myid" not in out.getvalue(), "a host stops at its first failure"
     for s in sessions:
         if s.host.role == "slave":

@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from tasks import init, shell
+from tests.unit.gpg_keys import new_key
 from tasks.init import upstart
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="write_file chowns to root")
@@ -202,20 +203,6 @@ def test_verify_running_names_the_service_that_died():
 
 # --- signing keys: fetched, checked in a throw-away GnuPG home, trusted alone -----------------
 
-def make_key(tmp_path, name: str) -> tuple[str, bytes]:
-    """A fresh ed25519 key: its fingerprint and its armored public key."""
-    home = tmp_path / f"gpg-{name}"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet"]
-    subprocess.run(gpg + ["--passphrase", "", "--quick-gen-key", f"{name}@example.org",
-                          "ed25519", "sign", "never"], check=True, capture_output=True)
-    colons = subprocess.run(gpg + ["--with-colons", "--fingerprint"], check=True,
-                            capture_output=True, text=True).stdout
-    fpr = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
-    armored = subprocess.run(gpg + ["--armor", "--export"], check=True, capture_output=True).stdout
-    return fpr, armored
-
-
 def fingerprints_in(path) -> list[str]:
     out = subprocess.run(["gpg", "--batch", "--with-colons", "--show-keys", str(path)],
                          capture_output=True, text=True, check=True).stdout
@@ -253,8 +240,8 @@ def apt_key(tmp_path):
 def test_apt_key_adds_only_the_key_with_the_fingerprint(tmp_path, key_server, apt_key):
     www, url = key_server
     env, added = apt_key
-    wanted, wanted_key = make_key(tmp_path, "repo")
-    other, other_key = make_key(tmp_path, "intruder")
+    wanted, wanted_key = new_key(tmp_path, "repo")
+    other, other_key = new_key(tmp_path, "intruder")
     (www / "key.asc").write_bytes(other_key + wanted_key)     # the URL serves one key too many
     result = sh(shell.apt_key_add(wanted, key_url=url), env=env)
     assert result.returncode == 0, result.stderr
@@ -265,8 +252,8 @@ def test_apt_key_adds_only_the_key_with_the_fingerprint(tmp_path, key_server, ap
 def test_apt_key_refuses_a_key_with_another_fingerprint(tmp_path, key_server, apt_key):
     www, url = key_server
     env, added = apt_key
-    wanted, _ = make_key(tmp_path, "repo")
-    _, other_key = make_key(tmp_path, "intruder")
+    wanted, _ = new_key(tmp_path, "repo")
+    _, other_key = new_key(tmp_path, "intruder")
     (www / "key.asc").write_bytes(other_key)
     result = sh(shell.apt_key_add(wanted, key_url=url), env=env)
     assert result.returncode == 1
@@ -278,8 +265,8 @@ def test_apt_key_refuses_a_key_with_another_fingerprint(tmp_path, key_server, ap
 @pytest.mark.skipif(not shutil.which("gpg") or not shutil.which("curl"), reason="needs gpg and curl")
 def test_the_signed_by_keyring_holds_only_the_checked_key(tmp_path, key_server):
     www, url = key_server
-    wanted, wanted_key = make_key(tmp_path, "repo")
-    _, other_key = make_key(tmp_path, "intruder")
+    wanted, wanted_key = new_key(tmp_path, "repo")
+    _, other_key = new_key(tmp_path, "intruder")
     (www / "key.asc").write_bytes(wanted_key + other_key)
     keyring = tmp_path / "keyrings" / "mesosphere.gpg"
     result = sh(shell.fetch_key_to_keyring(wanted, str(keyring), key_url=url))

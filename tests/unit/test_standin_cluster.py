@@ -1,6 +1,6 @@
 """The whole stand-in cluster on loopback with a real ZooKeeper (test equipment).
 
-3 masters (127.0.0.1-3, quorum 2), 2 agents (127.0.0.51-52), 3 Marathons: the tutorial's hello
+3 masters (.1-.3 of a loopback /24, quorum 2), 2 agents (.51-.52), 3 Marathons: the tutorial's hello
 app runs, prints `hello` in its sandbox and is restarted; killing the leading master elects
 another one and Marathon keeps its running tasks. Needs Debian's `zookeeper` package (the
 JVM is run directly with a temporary config; no service is enabled); skipped without it.
@@ -12,12 +12,12 @@ import pytest
 from testbed.standins import common
 from testbed.standins.localrun import (kill_checkpointed_tasks, standin, start_zookeeper,
                                        wait_port, zookeeper_available)
-from tests.unit.standins_local import free_port, get, wait
+from tests.unit.standins_local import free_port, get, loopback, wait
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(),
                                 reason="needs Debian's zookeeper package (apt-get install zookeeper)")
-MASTERS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
-AGENTS = ["127.0.0.51", "127.0.0.52"]
+MASTERS = [loopback(1), loopback(2), loopback(3)]
+AGENTS = [loopback(51), loopback(52)]
 HELLO = {"id": "hello2", "cmd": "echo hello; sleep 10", "mem": 16, "cpus": 0.1,
          "instances": 1, "disk": 0.0, "ports": [0]}
 
@@ -85,7 +85,7 @@ def test_one_leader_others_redirect(cluster):
 def test_master_without_quorum_fails_recovery_with_the_real_text(cluster):
     procs, tmp = cluster
     lonely = standin("mesos_master", [
-        f"--zk=zk://{procs['zk_hosts']}/lonely", "--quorum=2", "--ip=127.0.0.4",
+        f"--zk=zk://{procs['zk_hosts']}/lonely", "--quorum=2", f"--ip={loopback(4)}",
         f"--work_dir={tmp / 'lonely'}", "--registry_fetch_timeout=2secs"],
         str(tmp / "lonely.log"))
     wait(lambda: not lonely.alive(), timeout=20)

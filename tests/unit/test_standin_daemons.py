@@ -9,9 +9,10 @@ import pytest
 
 from testbed.standins import common
 from testbed.standins.localrun import kill_checkpointed_tasks, standin, wait_port
+from tests.unit.standins_local import loopback
 
-MASTER = "127.0.0.2"
-AGENT = "127.0.0.52"
+MASTER = loopback(2)
+AGENT = loopback(52)
 MPORT, APORT = 15050, 15051
 
 

@@ -7,12 +7,12 @@ import pytest
 from testbed.standins import common
 from testbed.standins.localrun import (kill_checkpointed_tasks, standin, start_zookeeper,
                                        wait_port, zookeeper_available)
-from tests.unit.standins_local import Framework, free_port, get, post, wait
+from tests.unit.standins_local import Framework, free_port, get, loopback, post, wait
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(),
                                 reason="needs Debian's zookeeper package (apt-get install zookeeper)")
-MASTERS = ["127.0.0.41", "127.0.0.42", "127.0.0.43"]
-AGENT = "127.0.0.44"
+MASTERS = [loopback(41), loopback(42), loopback(43)]
+AGENT = loopback(44)
 LONG = "while true; do sleep 1; done"
 
 
@@ -82,7 +82,7 @@ def test_non_leaders_redirect_and_a_master_without_leader_answers_503(cluster):
     status, _, headers = post(f"{cluster.url(other)}/machine/down", [])
     assert (status, headers["Location"]) == (307, f"//{host}:{port}/machine/down")
     # A master that cannot reach ZooKeeper knows no leader.
-    lonely = "127.0.0.45"
+    lonely = loopback(45)
     port = free_port(lonely)
     p = standin("mesos_master", [f"--zk=zk://127.0.0.1:{free_port()}/mesos", "--quorum=1",
                                  f"--ip={lonely}", f"--port={port}",

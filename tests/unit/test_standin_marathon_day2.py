@@ -7,14 +7,17 @@ when its ZooKeeper connection is suspended; Marathon 1.6's maintenance_mode keep
 machines in a maintenance window. The tests build on each other, in file order.
 Needs Debian's `zookeeper` package.
 """
+import os
+import signal
 import time
 
 import pytest
+from kazoo.client import KazooClient
 
 from testbed.standins import common
 from testbed.standins.localrun import (standin, start_zookeeper, stop_cluster, wait_port,
                                        zookeeper_available)
-from tests.unit.standins_local import free_port, get, post, wait
+from tests.unit.standins_local import free_port, get, get_ok, post, wait
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(),
                                 reason="needs Debian's zookeeper package (apt-get install zookeeper)")
@@ -229,7 +232,8 @@ def test_marathon_1_6_with_maintenance_mode_keeps_launches_off_a_draining_machin
                   versions={"marathon": "1.6.322"})
     try:
         api = f"http://127.0.2.3:{port}"
-        wait(lambda: common.call("GET", api + "/v2/info")[1]["version"] == "1.6.322")
+        # Until it is elected it holds requests, then answers 503 (an HTML page).
+        assert wait(lambda: get_ok(api + "/v2/info"))["version"] == "1.6.322"
         first = sorted(get(f"{c.master}/master/state")["slaves"], key=lambda a: a["id"])[0]
         machine = {"hostname": first["hostname"], "ip": first["hostname"]}
         window = {"start": {"nanoseconds": int(time.time() * 1e9)},
@@ -243,3 +247,26 @@ def test_marathon_1_6_with_maintenance_mode_keeps_launches_off_a_draining_machin
     finally:
         new.stop()
         post(f"{c.master}/master/maintenance/schedule", {})
+
+
+def test_a_standby_joins_the_election_again_after_its_session_and_the_znode_are_gone(cluster):
+    """As when an ensemble re-forms from another member's data: the standby's session has
+    expired and the election's znode is gone. It stands again, creating the znode anew as
+    Curator does, and leads."""
+    c = cluster
+    leader = wait(lambda: (c.api("/v2/leader") or {}).get("leader")).split(":")[0]
+    standby = next(ip for ip in MARATHONS if ip != leader)
+    os.kill(c.procs[standby].pid, signal.SIGSTOP)   # silent past its 10 s session timeout
+    try:
+        c.procs[leader].stop()
+        admin = KazooClient(hosts=c.zk[len("zk://"):])
+        admin.start(timeout=15)
+        wait(lambda: admin.get_children("/marathon/leader") == [], timeout=20,
+             what="the standby's session expired")
+        admin.delete("/marathon/leader")
+        admin.stop()
+    finally:
+        os.kill(c.procs[standby].pid, signal.SIGCONT)
+    wait(lambda: common.call("GET", c.marathon(standby) + "/v2/leader")[1].get("leader", "")
+         .startswith(standby), timeout=40, what="the standby elected")
+    assert "joining the election again" in c.procs[standby].output()

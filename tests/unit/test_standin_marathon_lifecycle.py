@@ -2,7 +2,7 @@
 scale, restart, destroy, deployments with steps, 409 while one runs, cancel with and without
 rollback, the launch queue and its delay, groups; then the tool's own app tasks against it.
 
-One ZooKeeper, one master (quorum 1), two agents and one Marathon on 127.0.1.x, each on a free
+One ZooKeeper, one master (quorum 1), two agents and one Marathon on a loopback /24 of its own, each on a free
 port, so that other runs of this module on the machine do not answer in its place. Needs
 Debian's `zookeeper` package; skipped without it.
 """
@@ -16,12 +16,12 @@ from tasks.marathon import Marathon, MarathonError
 from testbed.standins import common
 from testbed.standins.localrun import (kill_checkpointed_tasks, standin, start_zookeeper,
                                        wait_port, zookeeper_available)
-from tests.unit.test_standin_cluster import free_port, wait
+from tests.unit.standins_local import free_port, loopback, wait
 
 pytestmark = pytest.mark.skipif(not zookeeper_available(),
                                 reason="needs Debian's zookeeper package (apt-get install zookeeper)")
-MASTER, MARATHON = "127.0.1.1", "127.0.1.1"
-AGENTS = ["127.0.1.51", "127.0.1.52"]
+MASTER = MARATHON = loopback(101)
+AGENTS = [loopback(151), loopback(152)]
 MASTER_PORT, MARATHON_PORT = free_port(), free_port()
 API = f"http://{MARATHON}:{MARATHON_PORT}"
 LOOP = "while true; do sleep 1; done"
@@ -48,8 +48,8 @@ def marathon(tmp_path_factory):
             "--http_port", str(MARATHON_PORT)], str(tmp / "marathon.log"))
         wait_port(MARATHON, MARATHON_PORT)
         wait(lambda: call("GET", "/v2/leader")[0] == 200)
-        wait(lambda: call("GET", f"http://{MASTER}:{MASTER_PORT}/master/state")[1]
-             ["activated_slaves"] == 2)
+        # Until it is elected the master answers 503 with a text body, not its state.
+        wait(lambda: activated_agents(f"http://{MASTER}:{MASTER_PORT}/master/state") == 2)
         yield tmp
     finally:
         for name, p in procs.items():
@@ -58,6 +58,11 @@ def marathon(tmp_path_factory):
         procs["zk"].stop()
         for ip in AGENTS:
             kill_checkpointed_tasks(tmp / ip)
+
+
+def activated_agents(url):
+    status, body = call("GET", url)[:2]
+    return body["activated_slaves"] if status == 200 else None
 
 
 def call(method, path, payload=None):

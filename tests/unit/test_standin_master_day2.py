@@ -8,10 +8,10 @@ import os
 import pytest
 
 from testbed.standins.localrun import kill_checkpointed_tasks, standin, wait_port
-from tests.unit.standins_local import Framework, free_port, get, post, wait
+from tests.unit.standins_local import Framework, free_port, get, loopback, post, wait
 
-MASTER = "127.0.0.31"
-AGENTS = ["127.0.0.32", "127.0.0.33"]
+MASTER = loopback(31)
+AGENTS = [loopback(32), loopback(33)]
 LONG = "while true; do sleep 1; done"
 WHEN = {"start": {"nanoseconds": 1_700_000_000_000_000_000},
         "duration": {"nanoseconds": 3_600_000_000_000}}
