@@ -9,6 +9,7 @@ Everything is in `tasks/` (steps, playbooks) and `testbed/`; this file only name
 """
 
 import functools
+import math
 from contextlib import contextmanager
 
 from fabric import Connection, task
@@ -73,8 +74,25 @@ def rolling_restart(c, services=",".join(playbooks.SERVICES), dry_run=False, bat
                    wait_lock=wait_lock)
 
 
-TIMEOUT_HELP = "seconds to wait for Marathon to finish; past it, say where the deployment stands"
+DEFAULT_WAIT = 300.0
+TIMEOUT_HELP = (f"seconds to wait for Marathon to finish (default {DEFAULT_WAIT:g}); past it, "
+                "say where the deployment stands")
 FORCE_HELP = "override the deployments that lock the app (Marathon's ?force=true)"
+
+
+def _seconds(value, option: str, default: float, code: int = 1) -> float:
+    """A number of seconds from the command line (its options are strings, so that a wrong one
+    is this clear line rather than Invoke's traceback): finite and above 0."""
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise Exit(progress.printable(f"--{option} must be a number of seconds above 0, got "
+                                      f"{value!r}"), code=code)
+    return seconds
 
 
 def _once(fn):
@@ -94,22 +112,23 @@ def _marathon(c, task_name: str):
         with marathon.Marathon.for_masters(masters, log=progress.println) as client:
             yield client
     except (marathon.AppDefinitionError, marathon.MarathonError, http.HttpError) as exc:
-        raise Exit(f"{task_name} failed: {exc}", code=1)
+        raise Exit(progress.printable(f"{task_name} failed: {exc}"), code=1)
 
 
 @task(help={"file": "the Marathon app definition, or a group with \"apps\"/\"groups\" (JSON)",
             "no-update": "fail if the app or group exists instead of replacing it with PUT",
             "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
 @_once
-def deploy_app(c, file, no_update=False, force=False, timeout=300):
+def deploy_app(c, file, no_update=False, force=False, timeout=None):
     """Send an app (/v2/apps) or group (/v2/groups) definition and wait until its tasks run."""
+    wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
     try:
         kind, definition = marathon.load_definition(file)
     except marathon.AppDefinitionError as exc:
-        raise Exit(f"deploy-app failed, nothing was sent: {exc}", code=1)
+        raise Exit(progress.printable(f"deploy-app failed, nothing was sent: {exc}"), code=1)
     with _marathon(c, "deploy-app") as m:
         progress.println(apps.deploy(m, kind, definition, update=not no_update, force=force,
-                                     timeout=float(timeout)))
+                                     timeout=wait))
 
 
 @task
@@ -131,30 +150,33 @@ def app_show(c, id):
 @task(help={"id": "the app id", "instances": "how many tasks should run (0 stops them all)",
             "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
 @_once
-def app_scale(c, id, instances, force=False, timeout=300):
+def app_scale(c, id, instances, force=False, timeout=None):
     """Scale an app to N instances (PUT /v2/apps/{id}) and wait until N run."""
+    wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
     with _marathon(c, "app-scale") as m:
         try:
             count = int(instances)
         except ValueError:
             raise marathon.MarathonError(f"--instances must be a whole number, got {instances!r}")
-        progress.println(apps.scale(m, id, count, force=force, timeout=float(timeout)))
+        progress.println(apps.scale(m, id, count, force=force, timeout=wait))
 
 
 @task(help={"id": "the app id", "force": FORCE_HELP, "timeout": TIMEOUT_HELP})
 @_once
-def app_restart(c, id, force=False, timeout=300):
+def app_restart(c, id, force=False, timeout=None):
     """Restart an app's tasks (POST /v2/apps/{id}/restart) and wait for the new ones."""
+    wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
     with _marathon(c, "app-restart") as m:
-        progress.println(apps.restart(m, id, force=force, timeout=float(timeout)))
+        progress.println(apps.restart(m, id, force=force, timeout=wait))
 
 
 @task(help={"id": "the app id", "timeout": TIMEOUT_HELP})
 @_once
-def app_destroy(c, id, timeout=300):
+def app_destroy(c, id, timeout=None):
     """Remove an app and kill its tasks (DELETE /v2/apps/{id}); wait until it is gone."""
+    wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
     with _marathon(c, "app-destroy") as m:
-        progress.println(apps.destroy(m, id, timeout=float(timeout)))
+        progress.println(apps.destroy(m, id, timeout=wait))
 
 
 @task
@@ -169,10 +191,11 @@ def deployments(c):
             "force": "stop it without rollback, leaving its apps part-way",
             "timeout": TIMEOUT_HELP})
 @_once
-def deployment_cancel(c, id, force=False, timeout=300):
+def deployment_cancel(c, id, force=False, timeout=None):
     """Cancel a deployment: Marathon rolls it back (waited for); --force stops it as it is."""
+    wait = _seconds(timeout, "timeout", DEFAULT_WAIT)
     with _marathon(c, "deployment-cancel") as m:
-        progress.println(apps.cancel(m, id, force=force, timeout=float(timeout)))
+        progress.println(apps.cancel(m, id, force=force, timeout=wait))
 
 
 @task(help={"json": "print the facts and findings as JSON (same exit status)",
@@ -181,8 +204,7 @@ def deployment_cancel(c, id, force=False, timeout=300):
             "timeout": "seconds each call may take; the whole check ends within about "
                        f"2 x timeout + 1 s (default {status.DEFAULT_TIMEOUT:g})"})
 @_once
-def cluster_status(c, json=False, deployment_age=status.DEFAULT_DEPLOYMENT_AGE,
-                   timeout=status.DEFAULT_TIMEOUT):
+def cluster_status(c, json=False, deployment_age=None, timeout=None):
     """Health check: exit 0 healthy, 1 degraded, 2 down; one line per problem.
 
     Asks every master in parallel (ZooKeeper srvr, Mesos /metrics/snapshot, Marathon
@@ -197,9 +219,12 @@ def cluster_status(c, json=False, deployment_age=status.DEFAULT_DEPLOYMENT_AGE,
     --deployment-age; an app with fewer running (or, with health checks, healthy) tasks than
     instances; an app in launch back-off. Anything unreachable is named with the reason.
     """
-    report = status.check(cli.load_cluster(c), timeout=float(timeout),
-                          deployment_age=float(deployment_age))
-    print(status.to_json(report) if json else status.render(report))
+    # A wrong option cannot be told from a sick cluster by the exit code alone: 2, loudest.
+    timeout = _seconds(timeout, "timeout", status.DEFAULT_TIMEOUT, code=2)
+    deployment_age = _seconds(deployment_age, "deployment-age", status.DEFAULT_DEPLOYMENT_AGE,
+                              code=2)
+    report = status.check(cli.load_cluster(c), timeout=timeout, deployment_age=deployment_age)
+    progress.println(status.to_json(report) if json else status.render(report))
     if report.exit_code:
         raise Exit(code=report.exit_code)
 

@@ -16,15 +16,6 @@ from collections import Counter, defaultdict
 from tasks import progress
 
 STATUSES = ("ok", "changed", "failed", "interrupted")
-# Every control character but newline and tab: terminal escapes, carriage returns, bells.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """`text` with its control characters (but newlines and tabs) shown as escapes."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
-
-
 class Reporter:
     def __init__(self, stream=None):
         # Without a stream of its own, lines go through the progress board, which keeps its
@@ -44,7 +35,7 @@ class Reporter:
             self.changes += [(host, step, summary) for summary in changes]
             if status in STATUSES:
                 self.counts[host][status] += 1
-            detail = printable(detail)
+            detail = progress.printable(detail)
             if status in ("failed", "interrupted"):
                 self.failures.append((host, step, status, detail))
             text = f"{host} {step} {status}"
@@ -54,7 +45,7 @@ class Reporter:
 
     def show(self, text: str) -> None:
         """Free text (diffs, planned commands) printed whole, so threads do not interleave it."""
-        text = printable(text)
+        text = progress.printable(text)
         with self._lock:
             self._print(text[:-1] if text.endswith("\n") else text)
 

@@ -108,8 +108,8 @@ class Session:
         try:
             self.lock_process = self.remote.hold_lock(
                 lock.holder, lock.wait, self.control,
-                on_held=lambda holder: progress.println(report.printable(
-                    f"{self.host.name}: waiting for the run lock, held by {holder}")))
+                on_held=lambda holder: progress.println(
+                    f"{self.host.name}: waiting for the run lock, held by {holder}"))
         except RemoteError as exc:
             raise HostFailed(str(exc)) from None
 
@@ -174,7 +174,7 @@ def _show_wait(host: str, text: str | None) -> None:
         return
     if wait is None:
         wait = _shown[host] = progress.BOARD.start("waiting for the dpkg lock", host)
-    wait.update(report.printable(text[:300]))
+    wait.update(text[:300])     # the board escapes what it shows
 
 
 def connect(host: Host, config) -> Connection:

@@ -305,8 +305,8 @@ def host_key_policy(raw: str) -> str:
 
 
 def seconds(raw: str) -> int:
-    if not DIGITS.match(raw) or int(raw) < 1:
-        raise BadValue(f"{raw!r} is not a number of seconds (a positive integer)")
+    if not DIGITS.match(raw) or not 1 <= int(raw) <= 86400:
+        raise BadValue(f"{raw!r} is not a number of seconds (a whole number, 1-86400)")
     return int(raw)
 
 

@@ -46,6 +46,7 @@ A value that could not be read is null, with the reason in the nearest "error".
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -116,25 +117,28 @@ def mesos_get(host: Host, path: str, timeout: float) -> dict:
     with http.Client() as client:
         r = client.request("GET", url, timeout=timeout)
     if r.status in (301, 302, 303, 307, 308):
-        raise BadAnswer(f"GET {url}: HTTP {r.status} to {r.headers.get('Location', '?')} "
+        raise BadAnswer(f"GET {url}: HTTP {r.status} to {r.headers.get('Location', '?')[:200]} "
                          f"(not the leading master)")
     if r.status != 200:
         raise BadAnswer(f"GET {url}: HTTP {r.status} {' '.join(r.text.split())[:200]}")
     return r.json_object()
 
 
-def _number(metrics: dict, key: str, what: str) -> float:
-    value = metrics.get(key)
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise BadAnswer(f"{what}: no numeric {key!r} (got {value!r})")
-    return value
+def _flag(metrics: dict, key: str, what: str) -> bool:
+    """A 0/1 gauge (Mesos writes 0.0 or 1.0); anything else is not Mesos' answer."""
+    if key not in metrics:
+        raise BadAnswer(f"{what}: no {key!r} metric")
+    value = metrics[key]
+    if isinstance(value, bool) or value not in (0, 1):
+        raise BadAnswer(f"{what}: {key!r} is not 0 or 1 (got {json.dumps(value)[:40]})")
+    return value == 1
 
 
 def mesos_metrics(host: Host, timeout: float) -> dict:
     metrics = mesos_get(host, "/metrics/snapshot", timeout)
     what = f"{host.ip}:{host.settings.mesos_port}/metrics/snapshot"
-    return {"elected": _number(metrics, "master/elected", what) == 1,
-            "recovered": _number(metrics, "registrar/log/recovered", what) == 1}
+    return {"elected": _flag(metrics, "master/elected", what),
+            "recovered": _flag(metrics, "registrar/log/recovered", what)}
 
 
 def mesos_state(host: Host, timeout: float) -> tuple[list[dict], list[dict]]:
@@ -309,8 +313,8 @@ def _assess_zookeeper(cluster: Cluster, obs: Observations, findings: list[Findin
         if mntr is None or mntr.error:
             facts["error"] = mntr.error if mntr else "mntr not asked"
             find(DEGRADED, leader, f"cannot read synced followers: {facts['error']}")
-        elif synced is None or not synced.isdigit():
-            facts["error"] = f"mntr has no zk_synced_followers (got {synced!r})"
+        elif synced is None or not re.fullmatch(r"[0-9]{1,6}", synced):
+            facts["error"] = f"mntr has no zk_synced_followers (got {synced and synced[:20]!r})"
             find(DEGRADED, leader, facts["error"])
         else:
             facts["synced_followers"] = int(synced)
@@ -343,7 +347,8 @@ def _assess_mesos(cluster: Cluster, obs: Observations, findings: list[Finding]) 
     if all(m["error"] for m in masters.values()):
         find(DOWN, "", "no leader: no master answered")
     elif not elected:
-        find(DOWN, "", "no leader: no master is elected")
+        answered = " that answered" if any(m["error"] for m in masters.values()) else ""
+        find(DOWN, "", f"no leader: no master{answered} is elected")
     elif len(elected) > 1:
         find(DOWN, "", f"{len(elected)} masters claim to be elected: {', '.join(elected)}")
     agents = {"active": [], "missing": [], "unknown": [], "error": None}
@@ -408,15 +413,15 @@ def _assess_marathon(cluster: Cluster, obs: Observations, findings: list[Finding
     deployments = obs.marathon_deployments.value if obs.marathon_deployments else None
     for d in deployments or []:
         age = _age(d.get("version"), now)
-        affected = [str(a) for a in d.get("affectedApps") or [] if isinstance(a, str)]
+        affected = d.get("affectedApps", [])
         facts["deployments"].append({
             "id": d.get("id"), "apps": affected,
             "step": d.get("currentStep"), "total_steps": d.get("totalSteps"),
             "age_seconds": None if age is None else round(age)})
         if age is not None and age > deployment_age:
             actions = ", ".join(f"{a.get('action')} {a.get('app')}"
-                                for a in d.get("currentActions") or [] if isinstance(a, dict))
-            find(DEGRADED, str(d.get("id")),
+                                for a in d.get("currentActions", []))
+            find(DEGRADED, d["id"],
                  f"deployment of {', '.join(affected) or '?'} "
                  f"running for {age:.0f} s (over {deployment_age:g} s), step "
                  f"{d.get('currentStep', '?')}/{d.get('totalSteps', '?')}"
@@ -429,12 +434,12 @@ def _assess_marathon(cluster: Cluster, obs: Observations, findings: list[Finding
 
 
 def _assess_app(app: dict, backoff: dict[str, float], find) -> dict:
-    app_id = str(app.get("id"))
-    instances = _count(app.get("instances"))
+    app_id = app["id"]
+    instances = app.get("instances", 0)
     checked = bool(app.get("healthChecks"))
-    facts = {"id": app_id, "instances": instances, "running": _count(app.get("tasksRunning")),
-             "healthy": _count(app.get("tasksHealthy")) if checked else None,
-             "staged": _count(app.get("tasksStaged")), "deploying": bool(app.get("deployments")),
+    facts = {"id": app_id, "instances": instances, "running": app.get("tasksRunning", 0),
+             "healthy": app.get("tasksHealthy", 0) if checked else None,
+             "staged": app.get("tasksStaged", 0), "deploying": bool(app.get("deployments")),
              "backoff_seconds": backoff.get(app_id)}
     if not facts["deploying"]:
         short = [f"{facts[k]}/{instances} tasks {k}" for k in ("running", "healthy")
@@ -444,25 +449,18 @@ def _assess_app(app: dict, backoff: dict[str, float], find) -> dict:
     if app_id in backoff:
         failure = app.get("lastTaskFailure")
         why = (f"; last failure {failure.get('state', '?')} on {failure.get('host', '?')}: "
-               f"{' '.join(str(failure.get('message', '')).split())[:200]}"
-               if isinstance(failure, dict) else "")
+               f"{' '.join(failure.get('message', '').split())[:200]}" if failure else "")
         find(DEGRADED, app_id, f"in launch back-off, next launch in {backoff[app_id]:.0f} s{why}")
     return facts
-
-
-def _count(value) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _backoff(queue: list[dict] | None) -> dict[str, float]:
     """{app id: seconds left} for the queue entries whose launch delay has time left."""
     waiting = {}
     for entry in queue or []:
-        app = entry.get("app") if isinstance(entry.get("app"), dict) else {}
-        delay = entry.get("delay") if isinstance(entry.get("delay"), dict) else {}
-        left = delay.get("timeLeftSeconds")
-        if isinstance(left, (int, float)) and not isinstance(left, bool) and left > 0:
-            waiting[str(app.get("id"))] = float(left)
+        left = entry.get("delay", {}).get("timeLeftSeconds", 0)
+        if left > 0 and "id" in entry.get("app", {}):
+            waiting[entry["app"]["id"]] = float(left)
     return waiting
 
 
