@@ -90,6 +90,22 @@ class ZooKeeper:
     def back(self, cluster, before, seen: ZkSeen, hosts, keeps_tasks) -> str | None:
         return "; ".join(self.not_serving(cluster, seen, hosts)) or self._whole(cluster, seen)
 
+    def led_without(self, cluster: Cluster, seen: ZkSeen, hosts: list[Host]) -> str | None:
+        """After `hosts` stopped: another member leads, and a majority of them serves."""
+        names = {h.name for h in hosts}
+        serving = [m.name for m in cluster.masters if self.serving(cluster, seen, m)]
+        if seen.leader is None or seen.leader in names:
+            return "no leader among " + ", ".join(
+                f"{m.name} {_seen(seen.modes[m.name], seen.modes[m.name].value)}"
+                for m in cluster.masters if m.name not in names)
+        if len(serving) < len(cluster.masters) // 2 + 1:
+            return f"only {', '.join(serving)} serving"
+        return None
+
+    def expects_led_without(self, cluster: Cluster, hosts: list[Host]) -> str:
+        others = [m for m in cluster.masters if m not in hosts]
+        return f"ZooKeeper on {_names(others)} elects a leader without {_names(hosts)}"
+
     def expects(self, cluster: Cluster, hosts: list[Host], keeps_tasks: bool = True) -> str:
         modes = " or ".join(self.serving_modes(cluster))
         synced = (f", and the leader's zk_synced_followers = {len(cluster.masters) - 1}"

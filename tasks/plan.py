@@ -102,10 +102,13 @@ class Together:
 
 @dataclass
 class Batch:
-    """Hosts of a roll restarted at once (one master; or `--batch` agents)."""
+    """Hosts of a roll restarted at once (one master; or `--batch` agents). A host in
+    `handover` first applies those changes (it stops), and waits (its entry in `handover`'s
+    wait) until the others have elected a leader without it, before its `work`."""
     work: dict[int, list[tuple[Entry, Change]]]
     gates: dict[int, Entry]                             # host index -> its gate's entry
     keeps_tasks: bool = True
+    handover: dict[int, tuple[list[tuple[Entry, Change]], Entry]] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,8 +182,10 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
                     last.waiting[i] = _wait_entry(entries[i], restarts[i][-1][0], gate.name,
                                                   gate.expects(cluster, [hosts[i][0].host]))
         if rolled:
-            phases.append(Roll(group, _batches(group, rolled, work, restarts, hosts, entries,
-                                               leader, batch), leader))
+            batches = _batches(group, rolled, work, restarts, hosts, entries, leader, batch)
+            if bridged:
+                _hand_over(group, batches, bridged, restarts, hosts, entries)
+            phases.append(Roll(group, batches, leader))
         if bridged and leader in {hosts[i][0].host.name for i in rolled}:
             # Leadership has moved to a member on the new ports: restart the bridged ones
             # again, with their files as written.
@@ -196,7 +201,8 @@ def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
                     init.verify_running(strategy, tuple(services)), kind="service")))
     for phase in phases:
         work = phase.work.items() if isinstance(phase, Together) else \
-            [kv for b in phase.batches for kv in b.work.items()]
+            [(i, changes) for b in phase.batches for i, changes in
+             [(i, stop) for i, (stop, _) in b.handover.items()] + list(b.work.items())]
         for _, changes in work:
             for entry, change in changes:
                 entry.changes.append(change)
@@ -220,6 +226,29 @@ def _bridged(group: RestartGroup, restarting: list[int], restarts, hosts,
             if changes:
                 found[i] = [(restarts[i][0][0], change) for change in changes]
     return found
+
+
+def _hand_over(group: RestartGroup, batches: list[Batch], bridged, restarts, hosts,
+               entries) -> None:
+    """The members restarted onto ports the bridged ones do not know yet (the leader) must
+    not lead when they come back: restarted at once, the old leader rejoins the election it
+    caused and, with the highest zxid and myid, wins it; the bridged followers then look for
+    it on its old port and the ensemble stays without a leader until initLimit x tickTime
+    passes (20 s by default) and it elects again. So such a member stops, the others elect a
+    leader among themselves, and only then does it start (as a follower of that leader)."""
+    cluster = hosts[0][0].cluster
+    for b in batches:
+        for i in [i for i in b.work if i not in bridged]:
+            ctx, _, snapshot = hosts[i]
+            strategy = init.strategy(snapshot.read(facts.INIT))
+            step = restarts[i][0][0]
+            stop = Change(f"stop {group.service}, so that the others elect a leader without it",
+                          strategy.stop(group.service), kind="service")
+            wait = Entry(f"hand-over-{group.service}", [Change(
+                f"wait until {group.gate.expects_led_without(cluster, [ctx.host])}", "")],
+                gate=True)
+            entries[i].insert(entries[i].index(step) + 1, wait)
+            b.handover[i] = ([(step, stop)], wait)
 
 
 def _batches(group: RestartGroup, rolled: list[int], work, restarts, hosts, entries,

@@ -409,7 +409,7 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
     # Hosts that failed earlier in the run are not restarted; the others of their batch are.
     remaining = [plan.Batch({i: w for i, w in b.work.items() if not sessions[i].failed},
                             {i: e for i, e in b.gates.items() if not sessions[i].failed},
-                            b.keeps_tasks) for b in roll.batches]
+                            b.keeps_tasks, b.handover) for b in roll.batches]
     remaining = [b for b in remaining if b.work]
     companion = roll.group.companion
     if remaining and companion is not None:
@@ -440,6 +440,8 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
         remaining.remove(batch)
         if companion is not None:
             _companion(ctl, companion, companion_before, hosts_of(batch))
+        if batch.handover and not _hand_over(ctl, sessions, gate, batch):
+            return
         _round(ctl, sessions, batch.work)
         if ctl.control.stop.is_set():
             return
@@ -462,6 +464,39 @@ def _roll(ctl: Run, sessions: list[Session], roll: plan.Roll) -> None:
         for i, entry in batch.gates.items():
             entry.done += 1
             _report_ready(sessions[i], ctl.reporter)
+
+
+def _hand_over(ctl: Run, sessions: list[Session], gate, batch: plan.Batch) -> bool:
+    """Stop the batch's members that hand over (`plan._hand_over`), then wait until the others
+    lead without them. Not met in time: they are started all the same (a member is never left
+    stopped by a failed gate) and the roll stops. False when the roll is to go no further."""
+    handing = {i: h for i, h in batch.handover.items() if not sessions[i].failed}
+    _round(ctl, sessions, {i: stop for i, (stop, _) in handing.items()})
+    if ctl.control.stop.is_set():
+        return False
+    if any(sessions[i].failed for i in handing):
+        ctl.stopped = next(f"{sessions[i].host.name} {gate.service}"
+                           for i in handing if sessions[i].failed)
+        return False
+    hosts = [sessions[i].host for i in handing]
+    expects = gate.expects_led_without(ctl.cluster, hosts)
+    _, problem = _poll(ctl, f"wait until {expects}",
+                       lambda: gate.observe(ctl.cluster, hosts, GATE_READ_TIMEOUT),
+                       lambda seen: gate.led_without(ctl.cluster, seen, hosts))
+    if problem is not None and ctl.control.stop.is_set():
+        return False
+    if problem is None:
+        for i, (_, entry) in handing.items():
+            entry.done += 1
+            _report_ready(sessions[i], ctl.reporter)
+        return True
+    _round(ctl, sessions, {i: batch.work[i] for i in handing})
+    for i, (_, entry) in handing.items():
+        ctl.stopped = ctl.stopped or f"{sessions[i].host.name} {entry.name}"
+        _report_ready(sessions[i], ctl.reporter, failed=(entry.name, (
+            f"not met after {ctl.gate_timeout:g} s: expected {expects}; saw {problem}; "
+            f"{gate.service} was started again on {sessions[i].host.name}")))
+    return False
 
 
 def _companion(ctl: Run, gate, before, hosts: list[Host]) -> None:
@@ -570,7 +605,8 @@ def _report_order(ctl: Run, sessions: list[Session], sched: plan.Schedule) -> No
         if isinstance(phase, plan.Roll):
             gate = phase.group.gate
             order = [", ".join(sessions[i].host.name + " (leader)" * (
-                sessions[i].host.name == phase.leader) for i in b.work) for b in phase.batches]
+                sessions[i].host.name == phase.leader) + " (stopped until the others lead)" * (
+                i in b.handover) for i in b.work) for b in phase.batches]
             how = (f"in batches of {ctl.agents_per_batch}" if phase.group.batched
                    else "one host at a time, the leader last")
             ctl.reporter.show(f"rolling restart of {gate.service}, {how}: {' -> '.join(order)}; "

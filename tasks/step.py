@@ -130,6 +130,8 @@ class RestartGroup:
     # (host, leader, leader's myid) -> the changes that restart the host so that it rejoins
     # the leader before the leader restarts, or None when a plain restart does: see
     # `steps.config.zoo_cfg_bridge`. The host's restart then stays owed, for a second pass.
+    # The members not bridged (the leader) hand over first (`plan._hand_over`): the gate then
+    # has led_without(cluster, seen, hosts) and expects_led_without(cluster, hosts).
     bridge: Callable | None = None
     # Another service's health to wait for before each host's restart, as it was when the
     # roll began, without stopping the roll when it does not come back (Marathon's standbys

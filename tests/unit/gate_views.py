@@ -76,7 +76,7 @@ class World:
     """Where each service serves, as the fake hosts' (re)starts leave it; the gates read it.
 
     `restarted(host, service)` is called for each applied "start X"/"restart X": the service
-    then serves there, unless the host is in `broken` (it never comes back); `leaders` names
+    then serves there (`stopped`, for "stop X": no longer), unless the host is in `broken` (it never comes back); `leaders` names
     a service's leader (else the last host serving it); `tasks` are [(agent host, task id)]
     running, and `lost` the task ids an agent restart loses."""
 
@@ -101,6 +101,12 @@ class World:
             self.leaders[service] = others[0] if others else host
         if service == "mesos-slave":
             self.tasks = [(h, t) for h, t in self.tasks if not (h == host and t in self.lost)]
+
+    def stopped(self, host: str, service: str) -> None:
+        self.serving.setdefault(service, set()).discard(host)
+        if self.leaders.get(service) == host:
+            others = sorted(self.serving[service])
+            self.leaders[service] = others[0] if others else None
 
     def script(self, service, cluster, hosts):
         return view(cluster, service, sorted(self.serving.get(service, ())),

@@ -12,8 +12,9 @@ from invoke import Config as InvokeConfig
 from invoke import Context
 from invoke.exceptions import Exit
 
-from tasks import cli, facts, inventory, playbooks, report
+from tasks import cli, facts, gates, inventory, playbooks, report
 from tasks.runner import Run, Stage, run
+from tasks.status import Probe
 from tasks.steps import service
 from tests.unit import gate_views
 from tests.unit.test_runner import (TUTORIAL, configured_host, hosts, marked_masters, no_gate_reads,
@@ -231,7 +232,53 @@ def test_a_peer_port_change_bridges_the_followers_to_the_leader_then_rolls_them_
         "write /etc/zookeeper/conf/zoo.cfg back as wanted (restart still owed)"]
     assert master1[3] == ["restart zookeeper (marked for a restart)",
                           "clear the restart mark of zookeeper"]
+    # The leader, restarted onto 2889 where the bridged followers do not look for it, must not
+    # lead again: it stops, master1 and master2 elect a leader, then it starts.
+    master3 = [c for c, _ in sessions[2].trips]
+    assert master3[2:4] == [
+        ["stop zookeeper, so that the others elect a leader without it"],
+        ["restart zookeeper (marked for a restart)", "clear the restart mark of zookeeper"]]
+    lines = [line for line in rep_.stream.getvalue().splitlines() if line.startswith("master3 ")]
+    assert lines.index("master3 hand-over-zookeeper ok") < lines.index("master3 wait-zookeeper ok")
     assert not any(s.failed for s in sessions)
+
+
+def test_a_leader_that_cannot_hand_over_is_started_again_and_the_roll_stops(tmp_path):
+    """The others elect no leader while the old one is stopped: after the gate timeout it is
+    started all the same, the failure says what was seen, and no further member is touched."""
+    path = tmp_path / "hosts.ini"
+    path.write_text(TUTORIAL.read_text() + "\n[all:vars]\nzk_peer_port = 2889\ngate_timeout = 1\n")
+    cluster = inventory.load(path)
+
+    class Leaderless(gate_views.World):
+        def stopped(self, host, service_name):
+            super().stopped(host, service_name)
+            self.leaders[service_name] = None           # the others keep electing
+
+        def script(self, service_name, cluster, hosts):
+            seen = super().script(service_name, cluster, hosts)
+            if service_name == "zookeeper" and self.leaders.get("zookeeper") is None:
+                return gates.ZkSeen({m: Probe(error=gate_views.REFUSED) if m == "master3" else
+                                     Probe("electing") for m in seen.modes}, None, None)
+            return seen
+    world = Leaderless(cluster, gate_views.everywhere(cluster))
+    world.leaders = {"zookeeper": "master3"}
+    host_facts = {}
+    for m in cluster.masters:
+        f = configured_host(cluster, m.name)
+        f[facts.file(service.ZOO_CFG)] = facts.File(
+            f[facts.file(service.ZOO_CFG)].content.replace(":2889:", ":2888:"))
+        host_facts[m.name] = f
+    sessions = hosts(cluster, host_facts, world)
+    rep_ = report.Reporter(stream=io.StringIO())
+    run(sessions, [Stage(("master",), playbooks.MASTER)], order(world), rep_, dry_run=False)
+    assert restarts(world, "zookeeper") == ["master1", "master2", "master3"], \
+        "started again, and no second pass"
+    text = rep_.stream.getvalue()
+    assert ("master3 hand-over-zookeeper failed: not met after 1 s: expected ZooKeeper on "
+            "master1, master2 elects a leader without master3; saw no leader among master1 "
+            "electing, master2 electing; zookeeper was started again on master3") in text
+    assert "stopped at master3 hand-over-zookeeper" in text
 
 
 def test_the_bridge_names_the_leader_as_it_runs():

@@ -80,7 +80,7 @@ UNGATED = gate_views.order(_no_read)    # for the runs that restart nothing
 class Host(Session):
     """A session whose round trips are answered from `facts`; `after` maps a change's
     summary to the facts it leaves on the host; `fail_on` makes that change fail; each
-    applied "start X" or "restart X" is told to `world`."""
+    applied "start X" or "restart X" (and "stop X, ...") is told to `world`."""
 
     def __init__(self, host, cluster, host_facts, after=None, fail_on=None, world=None):
         super().__init__(host, cluster, conn=None)
@@ -102,6 +102,9 @@ class Host(Session):
             started = re.match(r"(?:re)?start (\S+)", change.summary)
             if started and self.world is not None:
                 self.world.restarted(self.host.name, started.group(1))
+            stopped = re.match(r"stop (\S+),", change.summary)
+            if stopped and self.world is not None:
+                self.world.stopped(self.host.name, stopped.group(1))
         return RoundResult(len(changes), gathered={n: self.facts[n] for n in gather})
 
 
