@@ -147,10 +147,10 @@ def apt_key_add(fingerprint: str, *, key_url: str = "", keyserver: str = "") -> 
     return f"{_verified_key(fingerprint, key_url, keyserver)} && apt-key add \"$g/out\""
 
 
-def wait_for_port(port: int, seconds: int) -> str:
-    """Wait (at most `seconds`) until something listens on 127.0.0.1:`port`; never fails. A
+def wait_for_port(address: str, port: int, seconds: int) -> str:
+    """Wait (at most `seconds`) until something listens on `address`:`port`; never fails. A
     daemon started in the background listens once it has read its configuration."""
-    probe = f"until (exec 3<>/dev/tcp/127.0.0.1/{int(port)}) 2>/dev/null; do sleep 0.2; done"
+    probe = f"until (exec 3<>/dev/tcp/{address}/{int(port)}) 2>/dev/null; do sleep 0.2; done"
     return f"timeout {int(seconds)} bash -c {q(probe)} || true"
 
 

@@ -115,7 +115,8 @@ def zoo_cfg_bridge(host: tuple[HostContext, Snapshot],
     restart = service.restart_command(init.strategy(snapshot.read(facts.INIT)), "zookeeper")
     # The init script returns before the JVM reads zoo.cfg: the file goes back only once
     # ZooKeeper listens, which it does after reading it.
-    started = shell.wait_for_port(ctx.cluster.settings.zk_port, 60)
+    # ZooKeeper listens on the host's address only (clientPortAddress), not on loopback.
+    started = shell.wait_for_port(ctx.host.ip, ctx.cluster.settings.zk_port, 60)
     return (Change(f"write {path} with server.{leader_myid}={running}, as the leader runs",
                    shell.write_file(path, bridge)),
             Change("restart zookeeper on the leader's running ports", f"{restart} && {started}",

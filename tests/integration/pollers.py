@@ -117,6 +117,20 @@ class MarathonPoller(Poller):
     def sample(self) -> bool:
         return any(self.pool.map(self._apps, self.ips))
 
+    def outages(self) -> list[float]:
+        """The lengths of the windows in which no master answered, in seconds: from the first
+        poll that failed to the next one that answered (or the end)."""
+        windows, start = [], None
+        for t, ok in self.samples:
+            if not ok and start is None:
+                start = t
+            elif ok and start is not None:
+                windows.append(t - start)
+                start = None
+        if start is not None:
+            windows.append(self.samples[-1][0] + self.interval - start)
+        return windows
+
     @property
     def answered_share(self) -> float:
         """The share of the watched time during which /v2/apps answered."""
@@ -180,5 +194,6 @@ class Watch:
                 f"{len(self.zookeeper.majority_down())} windows, leaders "
                 f"{' -> '.join(self.zookeeper.leaders())}; Marathon /v2/apps answered in "
                 f"{self.marathon.answered_share:.1%} of the time ({len(self.marathon.samples)} "
-                f"polls); "
+                f"polls; outages of {', '.join(f'{w:.1f}' for w in self.marathon.outages()) or 'none'}"
+                f" s); "
                 f"Mesos leaders {' -> '.join(self.mesos.leaders())}")

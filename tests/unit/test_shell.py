@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import stat
 import subprocess
+import time
 
 import pytest
 
 from tasks import init, shell
+from tests.unit import standins_local
 from tests.unit.gpg_keys import new_key
 from tasks.init import upstart
 
@@ -277,3 +280,19 @@ def test_the_signed_by_keyring_holds_only_the_checked_key(tmp_path, key_server):
     keyring.unlink()
     assert sh(shell.fetch_key_to_keyring(wanted, str(keyring), key_url=url)).returncode == 1
     assert not keyring.exists() and not (tmp_path / "keyrings" / ".mesosphere.gpg.new").exists()
+
+
+def test_wait_for_port_waits_on_the_address_the_daemon_listens_on():
+    """ZooKeeper listens on the host's address only (clientPortAddress): the wait must look
+    there, and give up (without failing) where nothing listens."""
+    address = standins_local.loopback(7)
+    with socket.socket() as server:
+        server.bind((address, 0))
+        server.listen()
+        port = server.getsockname()[1]
+        started = time.monotonic()
+        assert sh(shell.wait_for_port(address, port, 5)).returncode == 0
+        assert time.monotonic() - started < 2, "it listens there: no wait"
+        started = time.monotonic()
+        assert sh(shell.wait_for_port(standins_local.loopback(8), port, 1)).returncode == 0
+        assert time.monotonic() - started >= 1, "nothing there: it waited its limit"
