@@ -42,12 +42,11 @@ def _all_run(apps: dict) -> tuple[bool, str]:
 
 def list_apps(m: Marathon) -> str:
     """Every app: instances, running, healthy, staged, and the deployments under way."""
-    rows = [(a.get("id", "?"), a.get("instances", "?"), a.get("tasksRunning", 0),
+    rows = [(a["id"], a.get("instances", "?"), a.get("tasksRunning", 0),
              a.get("tasksHealthy", 0) if a.get("healthChecks") else "-",
              a.get("tasksStaged", 0),
-             ", ".join(str(d.get("id")) for d in a.get("deployments") or []
-                       if isinstance(d, dict)) or "-")
-            for a in sorted(m.apps(), key=lambda a: str(a.get("id")))]
+             ", ".join(d.get("id", "?") for d in a.get("deployments", [])) or "-")
+            for a in sorted(m.apps(), key=lambda a: a["id"])]
     if not rows:
         return "no apps"
     return _table(("ID", "INSTANCES", "RUNNING", "HEALTHY", "STAGED", "DEPLOYMENT"), rows)
@@ -56,27 +55,24 @@ def list_apps(m: Marathon) -> str:
 def show_app(m: Marathon, app_id: str) -> str:
     """One app: its definition's key fields, its tasks, last failure, and launch delay."""
     app = m.app(app_id)
-    entry = next((q for q in m.queue()
-                  if isinstance(q.get("app"), dict) and q["app"].get("id") == app["id"]), None)
-    container = app.get("container") if isinstance(app.get("container"), dict) else {}
-    image = (container.get("docker") or {}).get("image") if isinstance(
-        container.get("docker"), dict) else None
+    entry = next((q for q in m.queue() if q.get("app", {}).get("id") == app["id"]), None)
+    container = app.get("container", {})
+    image = container.get("docker", {}).get("image")
     command = (f"cmd: {app['cmd']}" if app.get("cmd") else
-               f"args: {' '.join(map(str, app['args']))}" if app.get("args") else
+               f"args: {' '.join(app['args'])}" if app.get("args") else
                f"container: {image or container.get('type', '?')}")
-    ports = [d.get("port") for d in app.get("portDefinitions") or [] if isinstance(d, dict)]
+    ports = [d["port"] for d in app.get("portDefinitions", []) if "port" in d]
     lines = [f"{app['id']}  version {app.get('version', '?')}",
              f"  {command}",
              f"  instances {app.get('instances', '?')}, cpus {app.get('cpus', '?')}, "
              f"mem {app.get('mem', '?')} MB, disk {app.get('disk', '?')} MB, "
              f"ports {', '.join(map(str, ports)) or '-'}"]
     if app.get("constraints"):
-        lines.append("  constraints: " + ", ".join(":".join(map(str, c))
-                                                   for c in app["constraints"]))
+        lines.append("  constraints: " + ", ".join(":".join(c) for c in app["constraints"]))
     if app.get("healthChecks"):
         lines.append(f"  health checks: {len(app['healthChecks'])}")
-    lines.append("  deployments: " + (", ".join(str(d.get("id")) for d in app.get(
-        "deployments") or [] if isinstance(d, dict)) or "none"))
+    lines.append("  deployments: " + (", ".join(d.get("id", "?") for d in app.get(
+        "deployments", [])) or "none"))
     lines.append(f"  tasks: {task_counts(app)}")
     lines += _task_lines(app, "    ")
     lines.append("  " + marathon.last_failure(app))
@@ -87,10 +83,10 @@ def show_app(m: Marathon, app_id: str) -> str:
 def _queue_text(entry: dict | None) -> str:
     if entry is None:
         return "nothing waiting to launch"
-    delay = entry.get("delay") if isinstance(entry.get("delay"), dict) else {}
+    delay = entry.get("delay", {})
     left = delay.get("timeLeftSeconds", 0)
     text = f"{entry.get('count', '?')} waiting to launch"
-    if isinstance(left, (int, float)) and left > 0:
+    if left > 0:
         text += f", launch delayed {left:g} s more (back-off after failures)"
     elif delay.get("overdue"):
         text += ", no launch delay: waiting for an agent with room for it"
@@ -116,14 +112,14 @@ def scale(m: Marathon, app_id: str, instances: int, *, force: bool, timeout: flo
 def restart(m: Marathon, app_id: str, *, force: bool, timeout: float) -> str:
     """POST restart, then wait until new tasks have replaced every old one."""
     before = m.app(app_id)
-    old = frozenset(t.get("id") for t in before.get("tasks") or [] if isinstance(t, dict))
+    old = frozenset(t.get("id") for t in before.get("tasks", []))
     change = m.restart(app_id, force=force)
 
     def settled(apps):
         app = apps[before["id"]]
         if not app:
             return False, "the app is gone"
-        left = sum(1 for t in app.get("tasks") or [] if t.get("id") in old)
+        left = sum(1 for t in app.get("tasks", []) if t.get("id") in old)
         return (runs(app, app.get("instances", 0), exclude=old),
                 f"{task_counts(app)}, {left} of the {len(old)} old tasks left")
 
@@ -148,10 +144,10 @@ def destroy(m: Marathon, app_id: str, *, timeout: float) -> str:
 def list_deployments(m: Marathon, now: datetime | None = None) -> str:
     """Running deployments: affected apps, step i/n, current actions, age."""
     now = now or datetime.now(timezone.utc)
-    rows = [(d.get("id", "?"), ", ".join(map(str, d.get("affectedApps") or [])) or "-",
+    rows = [(d["id"], ", ".join(d.get("affectedApps", [])) or "-",
              f"{d.get('currentStep', '?')}/{d.get('totalSteps', '?')}",
              marathon.current_actions(d) or "-", _age(d.get("version"), now))
-            for d in sorted(m.deployments(), key=lambda d: str(d.get("version")))]
+            for d in sorted(m.deployments(), key=lambda d: d.get("version", ""))]
     if not rows:
         return "no deployment running"
     return _table(("ID", "APPS", "STEP", "CURRENT ACTIONS", "AGE"), rows)
@@ -160,12 +156,12 @@ def list_deployments(m: Marathon, now: datetime | None = None) -> str:
 def cancel(m: Marathon, deployment_id: str, *, force: bool, timeout: float) -> str:
     """Without force: Marathon rolls back with a new deployment, waited for. With force: it
     only stops, leaving the apps as they are at that moment."""
-    running = next((d for d in m.deployments() if d.get("id") == deployment_id), None)
+    running = next((d for d in m.deployments() if d["id"] == deployment_id), None)
     if running is None:
-        ids = ", ".join(str(d.get("id")) for d in m.deployments()) or "none"
+        ids = ", ".join(d["id"] for d in m.deployments()) or "none"
         raise MarathonError(f"deployment {deployment_id} is not running (finished, or never "
                             f"existed); running now: {ids}")
-    affected = [str(a) for a in running.get("affectedApps") or []]
+    affected = running.get("affectedApps", [])
     rollback = m.cancel_deployment(deployment_id, force=force)
     if rollback is None:
         states = "; ".join(f"{a}: {_state(m.find_app(a))}" for a in affected)
@@ -187,7 +183,7 @@ def _state(app: dict | None) -> str:
 def _task_lines(app: dict, indent: str) -> list[str]:
     return [f"{indent}{t.get('id')}  {t.get('host') or '?'}  {t.get('state') or '?'}  "
             f"started {t.get('startedAt') or '-'}"
-            for t in app.get("tasks") or [] if isinstance(t, dict)]
+            for t in app.get("tasks", [])]
 
 
 def _age(version, now: datetime) -> str:

@@ -15,7 +15,7 @@ A fact is a name, most with an argument after a colon:
 | `candidate:NAME` | apt's candidate version for a package not installed; '' when none (or installed) |
 | `service:NAME` | a `Service` (enabled, running), None when not installed |
 | `restart-marks` | the services marked for a restart (`shell.MARKER_DIR`), a frozenset |
-| `zookeeper-mode:PORT` | the local ZooKeeper's `srvr` mode (`leader`, `follower`, `standalone`); '' when it does not serve |
+| `dpkg-interrupted` | True when a dpkg run was cut off, so apt refuses to install until `dpkg --configure -a` |
 
 Steps name the facts they need (`Step.needs`) and read them from a `Snapshot`, which the
 planner keeps up to date as it plans changes (`tasks.plan`). `gather_script` asks for any
@@ -39,6 +39,7 @@ LSB_RELEASE = "lsb-release"
 APT_SIGNED_BY = "apt-signed-by"
 APT_KEY = "apt-key"
 RESTART_MARKS = "restart-marks"
+DPKG_INTERRUPTED = "dpkg-interrupted"
 
 
 def file(path: str) -> str:
@@ -63,10 +64,6 @@ def service(name: str) -> str:
 
 def keyring(path: str) -> str:
     return f"keyring:{path}"
-
-
-def zookeeper_mode(port: int) -> str:
-    return f"zookeeper-mode:{port}"
 
 
 @dataclass(frozen=True)
@@ -184,13 +181,6 @@ def _service(rc: int, out: str) -> Service | None:
     return Service(enabled="enabled" in lines, running="running" in lines)
 
 
-def _zookeeper_mode_command(port: str) -> str:
-    # bash's /dev/tcp rather than nc, which minimal installs lack; ZooKeeper closes the
-    # connection after answering a four-letter word, so `cat` ends.
-    ask = f"exec 3<>/dev/tcp/127.0.0.1/{int(port)} && echo srvr >&3 && cat <&3"
-    return f"timeout 3 bash -c {q(ask)} 2>/dev/null | sed -n 's/^Mode: //p'"
-
-
 @dataclass(frozen=True)
 class Kind:
     command: Callable[[str], str]          # the argument (a path, a name) -> shell
@@ -215,12 +205,14 @@ KINDS: dict[str, Kind] = {
     "service": Kind(_service_command, _service),
     RESTART_MARKS: Kind(lambda _: f"[ ! -d {q(MARKER_DIR)} ] || ls -A {q(MARKER_DIR)}",
                         lambda rc, out: frozenset(out.split())),
-    "zookeeper-mode": Kind(_zookeeper_mode_command, lambda rc, out: out.strip()),
+    # apt's own test ("dpkg was interrupted"): journal entries dpkg has not merged yet.
+    DPKG_INTERRUPTED: Kind(lambda _: "ls /var/lib/dpkg/updates 2>/dev/null | grep -qx '[0-9][0-9]*'",
+                           lambda rc, out: rc == 0),
 }
 
 # What installing packages can change: their files, directories, services and versions.
 # A package install forgets these facts, which are gathered again before a later step reads them.
-CHANGED_BY_PACKAGES = ("package", "candidate", "file", "dir", "service", "zookeeper-mode")
+CHANGED_BY_PACKAGES = ("package", "candidate", "file", "dir", "service")
 
 
 def kind_of(name: str) -> str:
@@ -276,7 +268,7 @@ def parse_gather(output: str, names: list[str]) -> dict[str, object]:
             for member in tar.getmembers():
                 if member.isfile():
                     files[member.name.removeprefix("./")] = tar.extractfile(member).read()
-    except (tarfile.TarError, ValueError):
+    except (tarfile.TarError, ValueError, EOFError, OSError):
         files = {}
     found: dict[str, object] = {}
     for i, name in enumerate(names):
@@ -302,6 +294,7 @@ class Snapshot:
 
     def __init__(self, values: dict[str, object] | None = None):
         self.values: dict[str, object] = dict(values or {})
+        self.gathered: dict[str, object] = dict(values or {})   # as last read from the host
         self.unknown: dict[str, str] = {}       # name -> the change that made it unknowable
 
     def read(self, name: str) -> object:
@@ -317,15 +310,20 @@ class Snapshot:
         return [n for n in dict.fromkeys(names) if n not in self.values or n in self.unknown]
 
     def update(self, gathered: dict[str, object]) -> None:
-        self.values.update(gathered)
-        for name in gathered:
-            self.unknown.pop(name, None)
+        """Facts read from the host (kept apart too, in `gathered`: the host as it was)."""
+        self.gathered.update(gathered)
+        self._set(gathered)
 
     def apply(self, sets: dict[str, object], forgets: tuple[str, ...], because: str) -> None:
         for name in self.values:
             if kind_of(name) in forgets:
                 self.unknown[name] = because
-        self.update(sets)
+        self._set(sets)
+
+    def _set(self, values: dict[str, object]) -> None:
+        self.values.update(values)
+        for name in values:
+            self.unknown.pop(name, None)
 
 
 class Facts:

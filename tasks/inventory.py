@@ -242,11 +242,18 @@ class _Parser:
             self.broken.add(key)
             self.vars[scope][key] = (None, n, section)
             return
-        if key == "ssh_key_file" and typed:
+        if check is checks.local_path and typed:
             # Relative to the inventory, not to wherever fab was started.
             base = os.path.dirname(os.path.abspath(self.path)) if self.path != "<string>" \
                 else os.getcwd()
             typed = os.path.normpath(os.path.join(base, os.path.expanduser(typed)))
+            if key in checks.SECRET_READERS:
+                try:
+                    typed = checks.SECRET_READERS[key](typed)
+                except checks.BadValue as e:
+                    self.error(n, f"{key}: {e}")
+                    self.broken.add(key)
+                    typed = None
         self.vars[scope][key] = (typed, n, section)
 
     # -- whole-inventory checks -------------------------------------------

@@ -17,9 +17,11 @@ tasks/apps.py builds the operator's tasks (scale, restart, ...) on it.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -280,6 +282,9 @@ def load_definition(path) -> tuple[str, dict]:
     except json.JSONDecodeError as e:
         raise AppDefinitionError([f"{path}:{e.lineno}:{e.colno}: malformed JSON: {e.msg}"],
                                  source=path) from None
+    except ValueError:          # the one other: an integer past Python's limit of digits
+        raise AppDefinitionError([f"malformed JSON: an integer of more than "
+                                  f"{sys.get_int_max_str_digits()} digits"], source=path) from None
     except RecursionError:
         raise AppDefinitionError([TOO_DEEP], source=path) from None
     try:
@@ -301,6 +306,20 @@ class Change:
     created: bool = False       # 201: the write created the app or group
 
 
+def _redacted(method):
+    """`method`'s errors without the client's credentials, even when a server echoed them."""
+    @functools.wraps(method)
+    def redacted(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except MarathonError as exc:
+            text = self.http.redact(str(exc))
+            if text == str(exc):
+                raise
+            raise type(exc)(text) from None
+    return redacted
+
+
 class Marathon:
     """THE Marathon client: every request the tool makes to Marathon goes through here, bounded
     by tasks.http (deadline, size cap, no redirects, strict JSON).
@@ -309,7 +328,8 @@ class Marathon:
     next time. Any master will do: a standby proxies every request to the leader, as the real
     Marathon does. A master that does not answer, or answers 502/503 (no leader elected yet,
     not ready), is skipped. A write goes to the next master only when the previous one surely
-    did not act on it (no connection made, or 502/503), so a restart is never sent twice.
+    did not act on it (no connection made, a redirect, or 502/503), so a restart is never sent
+    twice. No error carries the credentials, even when a server echoes them back.
     """
 
     board = progress.BOARD      # where waits show what they wait for
@@ -326,13 +346,17 @@ class Marathon:
 
     @classmethod
     def for_cluster(cls, cluster, **kwargs) -> "Marathon":
-        """One endpoint per master of a tasks.model.Cluster: http://<ip>:<marathon_port>."""
+        """One endpoint per master of a tasks.model.Cluster: <scheme>://<ip>:<marathon_port>."""
         return cls.for_masters(cluster.masters, **kwargs)
 
     @classmethod
     def for_masters(cls, masters, **kwargs) -> "Marathon":
-        """The same for some of the masters (`fab -H master2 ...`)."""
-        return cls([f"http://{m.ip}:{m.settings.marathon_port}" for m in masters], **kwargs)
+        """The same for some of the masters (`fab -H master2 ...`), with the inventory's
+        scheme, credentials (marathon_credentials_file) and CA bundle: every call the tool
+        makes to Marathon is built here."""
+        s = masters[0].settings
+        return cls([s.marathon_url(m.ip) for m in masters], auth=s.marathon_auth,
+                   ca_bundle=s.ca_bundle, **kwargs)
 
     def close(self) -> None:
         self.http.close()
@@ -345,6 +369,7 @@ class Marathon:
 
     # --- one request, on the first master that answers --------------------------------------
 
+    @_redacted
     def call(self, method: str, path: str, *, body=None,
              params=None) -> tuple[str, http.Response]:
         """Send to the masters in turn; return (endpoint, response) of the first that answered.
@@ -369,7 +394,7 @@ class Marathon:
             else:
                 if 300 <= r.status < 400:
                     failures.append(f"{endpoint}: HTTP {r.status} redirect to "
-                                    f"{r.headers.get('Location', '?')} (not followed)")
+                                    f"{r.headers.get('Location', '?')[:200]} (not followed)")
                 elif r.status in (502, 503) or (r.status >= 500 and not write):
                     failures.append(f"{endpoint}: HTTP {r.status} {_error_text(r)}")
                 elif r.status >= 500:
@@ -379,7 +404,7 @@ class Marathon:
                     self.endpoints.remove(endpoint)
                     self.endpoints.insert(0, endpoint)
                     return endpoint, r
-            self.log(f"marathon: {method} {path}: skipping {failures[-1]}")
+            self.log(self.http.redact(f"marathon: {method} {path}: skipping {failures[-1]}"))
         raise NoMasterAnswered(f"no Marathon master answered {method} {path}: "
                                + "; ".join(failures))
 
@@ -407,18 +432,10 @@ class Marathon:
                                  f"{_error_text(r)}")
         return MarathonError(f"{where}: HTTP {r.status} {_error_text(r)}")
 
-    def _json(self, r: http.Response, key: str | None, kind: type, what: str):
-        """r's JSON (or its `key`), checked to be of `kind`: MarathonError otherwise."""
-        try:
-            value = r.json()
-        except http.HttpError as exc:
-            raise MarathonError(str(exc)) from None
-        if key is not None:
-            value = _typed(value, dict, what).get(key)
-        return _typed(value, kind, what + (f": {key}" if key else ""))
-
-    def _get(self, path: str, key: str | None, kind: type, *, params=None, missing=None):
-        """GET path and return body[key] (or the body) checked to be of `kind`.
+    @_redacted
+    def _get(self, path: str, key: str | None, schema, *, params=None, missing=None):
+        """GET path and return body[key] (or the body), checked against `schema` (see
+        `checked`).
 
         `missing(response)` handles a 404; without it a 404 is an error."""
         endpoint, r = self.call("GET", path, params=params)
@@ -426,51 +443,67 @@ class Marathon:
             return missing(r)
         if r.status != 200:
             raise self._refused("GET", path, endpoint, r)
-        return self._json(r, key, kind, f"GET {path} on {endpoint}")
+        if key is None:
+            return checked(_json(r), schema, f"GET {path} on {endpoint}")
+        return checked(_json(r), {key: Required(schema)}, f"GET {path} on {endpoint}")[key]
 
     # --- reads ------------------------------------------------------------------------------
 
     def leader(self) -> str | None:
         """GET /v2/leader: the elected leader's "host:port", or None when none is elected."""
-        return self._get("/v2/leader", "leader", str, missing=lambda r: None)
+        return self._get("/v2/leader", "leader", NAME, missing=lambda r: None)
+
+    def ping(self) -> bool:
+        """GET /ping: True when a master answers `pong` (standbys answer too)."""
+        endpoint, r = self.call("GET", "/ping")
+        if r.status in (401, 403):
+            raise self._refused("GET", "/ping", endpoint, r)
+        return r.status == 200 and r.text.strip() == "pong"
 
     def apps(self) -> list[dict]:
         """GET /v2/apps with each app's tasks and last task failure (counts and deployments
         Marathon always embeds)."""
-        apps = self._get("/v2/apps", "apps", list,
+        return self._get("/v2/apps", "apps", [APP],
                          params=[("embed", "apps.tasks"), ("embed", "apps.lastTaskFailure")])
-        return _dicts(apps, "GET /v2/apps: apps")
 
     def app(self, app_id: str) -> dict:
         """GET /v2/apps/{id}: the app with its tasks, counts, deployments and last task failure;
         MarathonError naming the app when it does not exist."""
-        return self._get(_app_path(app_id), "app", dict, missing=_unknown("app", app_id))
+        return self._get(_app_path(app_id), "app", APP, missing=_unknown("app", app_id))
 
     def deployments(self) -> list[dict]:
         """GET /v2/deployments: the running deployments (a finished one leaves the list)."""
-        return _dicts(self._get("/v2/deployments", None, list), "GET /v2/deployments")
+        return self._get("/v2/deployments", None, [DEPLOYMENT])
 
     def queue(self) -> list[dict]:
         """GET /v2/queue: the launch queue; delay.timeLeftSeconds > 0 is a launch back-off."""
-        return _dicts(self._get("/v2/queue", "queue", list), "GET /v2/queue: queue")
+        return self._get("/v2/queue", "queue", [QUEUE_ENTRY])
 
     def find_app(self, app_id: str) -> dict | None:
         """GET /v2/apps/{id}, or None when it does not exist (no error)."""
-        return self._get(_app_path(app_id), "app", dict, missing=lambda r: None)
+        return self._get(_app_path(app_id), "app", APP, missing=lambda r: None)
 
     # --- writes: each starts a deployment ---------------------------------------------------
 
+    @_redacted
     def _write(self, method: str, path: str, subject: str, *, body=None, force=False,
-               params=(), expect=(200, 201), missing=None) -> tuple[http.Response, Change]:
-        """Send one write; answers in `expect` come back with the Change, others are explained."""
+               params=(), expect=(200, 201), missing=None) -> tuple[http.Response, Change | None]:
+        """Send one write; answers in `expect` come back, a 200 or 201 with its Change; others
+        are explained."""
         query = [*params, ("force", "true")] if force else list(params)
         endpoint, r = self.call(method, path, body=body, params=query or None)
         if r.status == 404 and missing is not None:
             missing(r)
         if r.status not in expect:
             raise self._refused(method, path, endpoint, r, subject)
-        return r, _change(r, endpoint, self._json(r, None, object, f"{method} {path}")
-                          if r.body else None)
+        if r.status not in (200, 201):
+            return r, None
+        try:
+            answer = checked(_json(r), WRITE_ANSWER, f"{method} {path} on {endpoint}")
+        except MarathonError as exc:
+            raise MarathonError(f"{exc} (HTTP {r.status}: Marathon may have made the change; "
+                                f"see fab deployments)") from None
+        return r, _change(r, endpoint, answer)
 
     def submit(self, definition: dict, kind: str, *, update: bool = True,
                force: bool = False) -> Change:
@@ -537,7 +570,7 @@ class Marathon:
             while True:
                 try:
                     running = next((d for d in self.deployments()
-                                    if d.get("id") == deployment_id), None) \
+                                    if d["id"] == deployment_id), None) \
                         if deployment_id else None
                     apps = {a: self.find_app(a) for a in app_ids}
                     done, state = settled(apps)
@@ -583,17 +616,17 @@ def describe_deployment(d: dict) -> str:
 
 
 def current_actions(d: dict) -> str:
-    return ", ".join(f"{a.get('action')} {a.get('app') or a.get('pod') or ''}".strip()
-                     for a in d.get("currentActions") or [] if isinstance(a, dict))
+    return ", ".join(f"{a.get('action', '?')} {a.get('app') or a.get('pod') or ''}".strip()
+                     for a in d.get("currentActions", []))
 
 
 def last_failure(app: dict) -> str:
     f = app.get("lastTaskFailure")
-    if not isinstance(f, dict):
-        return f"{app.get('id')}: no task failure"
-    return (f"last task failure of {app.get('id')}: {f.get('state', '?')} on "
-            f"{f.get('host') or '?'} at {f.get('timestamp', '?')}: "
-            f"{' '.join(str(f.get('message') or '').split()) or '(no message)'}")
+    if not f:
+        return f"{app['id']}: no task failure"
+    return (f"last task failure of {app['id']}: {f.get('state', '?')} on "
+            f"{f.get('host', '?')} at {f.get('timestamp', '?')}: "
+            f"{' '.join(f.get('message', '').split()) or '(no message)'}")
 
 
 def task_counts(app: dict) -> str:
@@ -610,7 +643,7 @@ def runs(app: dict | None, instances: int, exclude: frozenset = frozenset()) -> 
     """The app runs exactly `instances` tasks, none of `exclude`, all healthy if it checks."""
     if not app:
         return False
-    tasks = [t for t in app.get("tasks") or [] if isinstance(t, dict)]
+    tasks = app.get("tasks", [])
     running = [t for t in tasks if t.get("state") == "TASK_RUNNING"
                and t.get("id") not in exclude]
     healthy = not app.get("healthChecks") or app.get("tasksHealthy", 0) >= instances
@@ -620,7 +653,7 @@ def runs(app: dict | None, instances: int, exclude: frozenset = frozenset()) -> 
 def _failure_is_new(app: dict | None, since: str | None) -> bool:
     """True when the app's lastTaskFailure happened after the change (its version timestamp)."""
     failure = (app or {}).get("lastTaskFailure")
-    if not isinstance(failure, dict) or not since:
+    if not failure or not since:
         return False
     if failure.get("version") == since:
         return True
@@ -637,30 +670,22 @@ def parse_time(value) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def _change(r: http.Response, endpoint: str, body) -> Change:
-    """Marathon-Deployment-Id header, else the body's deploymentId or deployments[0].id."""
-    deployment_id = r.headers.get("Marathon-Deployment-Id")
-    version = None
-    if isinstance(body, dict):
-        deployments = body.get("deployments")
-        if not deployment_id:
-            deployment_id = body.get("deploymentId") or (
-                deployments[0].get("id") if isinstance(deployments, list) and deployments
-                and isinstance(deployments[0], dict) else None)
-        version = body.get("version")
-    return Change(deployment_id=deployment_id if isinstance(deployment_id, str) else None,
-                  version=version if isinstance(version, str) else None,
+def _change(r: http.Response, endpoint: str, answer: dict) -> Change:
+    """Marathon-Deployment-Id header, else the answer's deploymentId or deployments[0].id."""
+    deployments = answer.get("deployments") or [{}]
+    deployment_id = (r.headers.get("Marathon-Deployment-Id") or answer.get("deploymentId")
+                     or deployments[0].get("id"))
+    return Change(deployment_id=deployment_id, version=answer.get("version"),
                   endpoint=endpoint, created=r.status == 201)
 
 
 def _locking_deployments(r: http.Response) -> list[str]:
     """The ids of a 409 "locked by one or more deployments" answer; [] for other 409s."""
     try:
-        body = r.json()
-    except http.HttpError:
+        body = checked(_json(r), {"deployments": [{"id": Required(NAME)}]}, "409")
+    except MarathonError:
         return []
-    deployments = body.get("deployments") if isinstance(body, dict) else None
-    return [str(d.get("id")) for d in deployments or [] if isinstance(d, dict)]
+    return [d["id"] for d in body.get("deployments") or []]
 
 
 def _after_url(message: str, url: str) -> str:
@@ -672,40 +697,105 @@ def _after_url(message: str, url: str) -> str:
 def _error_text(r: http.Response) -> str:
     """Marathon's error text: the body's "message", else the body itself, on one line."""
     try:
-        body = http.parse_json(r.body, "") if r.body else None
-    except http.HttpError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return " ".join(body["message"].split())
-    return " ".join(r.text.split())[:300]
+        message = checked(_json(r), {"message": Required(TEXT)}, "")["message"]
+    except MarathonError:
+        message = r.text
+    return " ".join(message.split())[:300]
 
 
 def _field_errors(r: http.Response) -> list[str]:
     """422 details [{path, errors}] -> ["/mem: got 16.0, expected 32.0 or more", ...]."""
     try:
-        body = r.json()
-    except http.HttpError:
-        return [r.text[:300]]
-    details = body.get("details") if isinstance(body, dict) else None
-    lines = [f"{d.get('path', '?')}: {'; '.join(map(str, d.get('errors') or []))}"
-             for d in details or [] if isinstance(d, dict)]
-    return lines or [_got(body)[:300]]
+        body = checked(_json(r), {"details": Required([{"path": TEXT, "errors": [TEXT]}])},
+                       "422")
+    except MarathonError:
+        return [" ".join(r.text.split())[:300]]
+    return [f"{d.get('path', '?')}: {'; '.join(d.get('errors') or [])}"[:300]
+            for d in body["details"]] or [_got(body)[:300]]
 
 
-_KIND_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer"}
+def _json(r: http.Response):
+    try:
+        return r.json()
+    except http.HttpError as exc:
+        raise MarathonError(str(exc)) from None
 
 
-def _typed(value, kind: type, what: str):
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise MarathonError(f"{what}: expected {_KIND_NAMES.get(kind, kind.__name__)}, got "
-                            f"{_got(value)[:80]}")
+# --- answers: the fields the tool reads, and their types ------------------------------------
+#
+# Every answer is checked where it arrives against the fields the tool reads, so that a wrong
+# type anywhere is one MarathonError naming the field ("GET /v2/apps on http://...:
+# apps[0].tasks: expected a JSON list, got 5"), and no reader further on meets a string where a
+# count belongs, a task that is not an object, or an escape sequence in a name. null stands for
+# absent, as Marathon writes it ("cmd": null), and is dropped; fields not listed pass as they are.
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    test: Callable[[object], bool]
+
+
+@dataclass(frozen=True)
+class Required:
+    schema: object
+
+
+# Ids, hosts, states, versions: printable, no spaces, of a sane length.
+NAME = Kind("a name (1-512 printable characters, no spaces)",
+            lambda v: isinstance(v, str) and 0 < len(v) <= 512 and v.isprintable()
+            and " " not in v)
+TEXT = Kind("a string", lambda v: isinstance(v, str))
+COUNT = Kind("a whole number from 0 to 2^31-1", lambda v: _is_int(v) and 0 <= v < 2 ** 31)
+NUMBER = Kind("a number", _is_number)
+SECONDS = Kind("a number of seconds from 0 to 2^31", lambda v: _is_number(v) and 0 <= v <= 2 ** 31)
+FLAG = Kind("true or false", lambda v: isinstance(v, bool))
+OBJECT = Kind("a JSON object", lambda v: isinstance(v, dict))
+
+TASK = {"id": NAME, "host": NAME, "state": NAME, "startedAt": NAME, "version": NAME}
+APP = {"id": Required(NAME), "version": NAME, "instances": COUNT,
+       "tasksRunning": COUNT, "tasksStaged": COUNT, "tasksHealthy": COUNT, "tasksUnhealthy": COUNT,
+       "cmd": TEXT, "args": [TEXT], "container": {"type": NAME, "docker": {"image": TEXT}},
+       "cpus": NUMBER, "mem": NUMBER, "disk": NUMBER, "portDefinitions": [{"port": COUNT}],
+       "constraints": [[TEXT]], "healthChecks": [OBJECT], "deployments": [{"id": NAME}],
+       "tasks": [TASK], "lastTaskFailure": {"state": NAME, "host": NAME, "timestamp": NAME,
+                                            "version": NAME, "message": TEXT}}
+DEPLOYMENT = {"id": Required(NAME), "version": NAME, "affectedApps": [NAME],
+              "currentStep": COUNT, "totalSteps": COUNT,
+              "currentActions": [{"action": NAME, "app": NAME, "pod": NAME}]}
+QUEUE_ENTRY = {"app": {"id": NAME}, "count": COUNT,
+               "delay": {"timeLeftSeconds": SECONDS, "overdue": FLAG}}
+WRITE_ANSWER = {"deploymentId": NAME, "version": NAME, "deployments": [{"id": NAME}]}
+
+
+def checked(value, schema, what: str, field: str = ""):
+    """`value` if it has the types `schema` gives (its null fields dropped), else MarathonError.
+
+    A schema is a Kind, a dict of field -> schema (a JSON object; Required(schema) for a field
+    that must be there), or [schema] (a JSON list of such items)."""
+    def wrong(expected: str):
+        return MarathonError(f"{what}: {field + ': ' if field else ''}expected {expected}, got "
+                             f"{_got(value)[:80]}")
+
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            raise wrong("a JSON object")
+        value = {k: v for k, v in value.items() if v is not None or k not in schema}
+        for key, sub in schema.items():
+            where = f"{field}.{key}" if field else key
+            if isinstance(sub, Required):
+                if key not in value:
+                    raise MarathonError(f"{what}: {where}: missing")
+                sub = sub.schema
+            if key in value:
+                value[key] = checked(value[key], sub, what, where)
+        return value
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            raise wrong("a JSON list")
+        return [checked(item, schema[0], what, f"{field}[{i}]") for i, item in enumerate(value)]
+    if not schema.test(value):
+        raise wrong(schema.name)
     return value
-
-
-def _dicts(items: list, what: str) -> list[dict]:
-    for i, item in enumerate(items):
-        _typed(item, dict, f"{what}[{i}]")
-    return items
 
 
 def _unknown(kind: str, ident: str):

@@ -50,6 +50,15 @@ class _SettingsMethods:
     def repo_key_url_for(self, distro: str, codename: str) -> str:
         return _expand(self.repo_key_url, distro, codename)
 
+    @property
+    def marathon_auth(self) -> tuple[str, str] | None:
+        """(user, password) for Marathon's HTTP basic auth, or None when it is off."""
+        secret = self.marathon_credentials_file
+        return tuple(secret.value.split(":", 1)) if secret else None
+
+    def marathon_url(self, ip: str) -> str:
+        return f"{self.marathon_scheme}://{ip}:{self.marathon_port}"
+
 
 # Effective settings of one host: one field per row of `tasks.settings.SETTINGS`, which is
 # where each is documented.

@@ -1,7 +1,7 @@
-"""Plan a run: every step of a host planned on one snapshot of it, then the rounds of the run.
+"""Plan a run: every step of a host planned on one snapshot of it, then the phases of the run.
 
     snapshot (one gather) → plan_host: step by step, each change applied to the snapshot
-                          → schedule: the hosts' changes cut into rounds, restarts ordered
+                          → schedule: the hosts' changes cut into phases, restarts rolled
 
 `plan_host` plans the steps in order on the host's `facts.Snapshot`, applying each planned
 change to it, so a later step sees what an earlier one will write (and start-services sees
@@ -9,13 +9,18 @@ the restart marks the config steps will set). It stops at a step that reads a fa
 change made unknowable (the Marathon version after installing Marathon): the runner applies
 what was planned so far, gathers those facts again in the same round trip, and plans on.
 
-`schedule` turns the hosts' plans into rounds, one script per host and round. Plain changes go
-first; restarts go in the order of the restart groups (`steps.service.RESTART_ORDER`), with
-a new round, that is a barrier across hosts, after a group that (re)started something
-anywhere, and the group's gate where it is needed. The dry run prints exactly these rounds,
-and the real run applies them, so the two cannot differ. Restarts stay `Restart` items until
-here, so a rolling order (one host at a time, the leader last, a health gate between hosts)
-is a change of `schedule` alone: the steps and the runner need not know.
+`schedule` turns the hosts' plans into phases. Plain changes go first, on every host at once.
+Restarts follow service by service, in the order of `playbooks.RESTART_ORDER`; for each:
+- where the service does not serve (stopped, a new host, ZooKeeper still standalone), it is
+  (re)started on those hosts at once (`Together`, in the same round trip as the phase before
+  unless that one (re)started a service others wait for: ZooKeeper), then its start gate is
+  waited for where one is needed;
+- where it serves, it is rolled (`Roll`): one host at a time (agents: a batch at a time), the
+  leader last, each behind the service's gate (`tasks.gates`): before, that the service
+  survives the restart; after, that the host is back with the others.
+Whether a service serves on a host, and which host leads, come from what the gates observed
+before the run (`restarted` names the services to observe). The dry run prints exactly these
+phases, and the real run applies them, so the two cannot differ.
 """
 
 from __future__ import annotations
@@ -31,12 +36,9 @@ def changes_of(item: Planned) -> tuple[Change, ...]:
     return item.changes if isinstance(item, Restart) else (item,)
 
 
-def needs(ctx: HostContext, steps: list[Step], order: tuple[RestartGroup, ...]) -> list[str]:
-    """Every fact the steps read on this host, and what the gates of their restarts read."""
-    names = [n for step in steps for n in step.needs(ctx)]
-    if any(step.restarts for step in steps):
-        names += [n for group in order if group.gate for n in group.gate.needs(ctx)]
-    return list(dict.fromkeys(names))
+def needs(ctx: HostContext, steps: list[Step]) -> list[str]:
+    """Every fact the steps read on this host."""
+    return list(dict.fromkeys(n for step in steps for n in step.needs(ctx)))
 
 
 @dataclass
@@ -77,12 +79,6 @@ class Entry:
     done: int = 0            # how many of its changes are applied (the runner counts)
 
 
-@dataclass
-class HostSchedule:
-    entries: list[Entry]                          # in report order
-    rounds: list[list[tuple[Entry, Change]]]      # per round: each change and its entry
-
-
 def _entries(plan: HostPlan) -> list[Entry]:
     """The entries of the steps that were planned, then of those that were not."""
     entries = [Entry(step.name) for step, _ in plan.planned]
@@ -95,55 +91,193 @@ def _entries(plan: HostPlan) -> list[Entry]:
     return entries
 
 
-def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
-             order: tuple[RestartGroup, ...]) -> list[HostSchedule]:
-    """Cut each host's plan into rounds, aligned across hosts (see the module's docstring)."""
-    group_of = {svc: g for g, group in enumerate(order) for svc in group.services}
-    restarted_in: list[set[str]] = [set() for _ in order]
-    for _, plan, _ in hosts:
-        for _, items in plan.planned:
-            for item in items:
-                if isinstance(item, Restart):
-                    restarted_in[group_of[item.service]].add(item.service)
-    # A new round, a barrier across hosts, after each group that (re)started something.
-    round_of, current = [], 0
-    for started in restarted_in:
-        round_of.append(current)
-        current += 1 if started else 0
-    total = max(round_of, default=0) + 1
-    run = frozenset(ctx.host.name for ctx, _, _ in hosts)
+@dataclass
+class Together:
+    """Changes applied on their hosts at once: one script per host, hosts in parallel. With
+    `wait` (the start gate of `group`), the hosts in `waiting` are then waited for."""
+    group: RestartGroup | None          # the last service (re)started in it; None: none
+    work: dict[int, list[tuple[Entry, Change]]]         # host index -> its changes, in order
+    waiting: dict[int, Entry] = field(default_factory=dict)   # host index -> its wait's entry
 
-    result = []
-    for ctx, plan, snapshot in hosts:
-        entries = _entries(plan)
-        planned = list(zip(entries, (items for _, items in plan.planned)))
-        rounds: list[list[tuple[Entry, Change]]] = [[] for _ in range(total)]
-        rounds[0] += [(entry, item) for entry, items in planned
-                      for item in items if isinstance(item, Change)]
-        started: dict[int, list[tuple[Entry, str]]] = {}
-        for g, group in enumerate(order):
-            in_group = [(entry, item) for entry, items in planned for item in items
-                        if isinstance(item, Restart) and group_of[item.service] == g]
-            if not in_group:
-                continue
-            r = round_of[g]
-            earlier = frozenset(s for before in restarted_in[:g] for s in before)
-            gate = group.gate
-            if gate and gate.needed(ctx, Facts(snapshot, gate.needs(ctx)), earlier, run):
-                entry = Entry(gate.name, gate=True)
-                entries.insert(entries.index(in_group[0][0]), entry)
-                rounds[r].append((entry, Change(gate.summary, gate.command(ctx))))
-            for entry, item in in_group:
-                rounds[r] += [(entry, change) for change in item.changes]
-                started.setdefault(r, []).append((entry, item.service))
-        for r, services in started.items():
-            # A daemon that rejects its flags exits within a second of its start: check.
-            strategy = init.strategy(snapshot.read(facts.INIT))
-            names = tuple(svc for _, svc in services)
-            rounds[r].append((services[-1][0], Change(f"check that {', '.join(names)} stayed up",
-                                                      init.verify_running(strategy, names))))
-        for round_ in rounds:
-            for entry, change in round_:
+
+@dataclass
+class Batch:
+    """Hosts of a roll restarted at once (one master; or `--batch` agents). A host in
+    `handover` first applies those changes (it stops), and waits (its entry in `handover`'s
+    wait) until the others have elected a leader without it, before its `work`."""
+    work: dict[int, list[tuple[Entry, Change]]]
+    gates: dict[int, Entry]                             # host index -> its gate's entry
+    keeps_tasks: bool = True
+    handover: dict[int, tuple[list[tuple[Entry, Change]], Entry]] = field(default_factory=dict)
+
+
+@dataclass
+class Roll:
+    """A service restarted where it serves: batch after batch, each behind the group's gate.
+    The batches are in the order planned (the leader last); the runner re-reads the leader
+    before each one, in case it moved."""
+    group: RestartGroup
+    batches: list[Batch]
+    leader: str | None = None      # as seen when it was planned
+
+
+@dataclass
+class Schedule:
+    entries: list[list[Entry]]        # per host, in report order
+    phases: list[Together | Roll]
+
+
+def restarted(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
+              order: tuple[RestartGroup, ...]) -> list[RestartGroup]:
+    """The groups with a restart planned on some host: the ones whose health to read."""
+    services = {item.service for _, p, _ in hosts for _, items in p.planned for item in items
+                if isinstance(item, Restart)}
+    return [g for g in order if g.service in services]
+
+
+def schedule(hosts: list[tuple[HostContext, HostPlan, Snapshot]],
+             order: tuple[RestartGroup, ...], seen: dict[str, object],
+             batch: int = 1) -> Schedule:
+    """The phases of a run (see the module's docstring). `seen` holds what each restarted
+    group's gate observed before the run (`restarted`); `batch` is the agents' batch size."""
+    entries = [_entries(p) for _, p, _ in hosts]
+    planned = [list(zip(e, (items for _, items in p.planned))) for e, (_, p, _) in zip(entries, hosts)]
+    plain = {i: [(entry, item) for entry, items in host for item in items
+                 if isinstance(item, Change)] for i, host in enumerate(planned)}
+    phases: list[Together | Roll] = [Together(None, {i: w for i, w in plain.items() if w})]
+    started: dict[int, dict[int, list[str]]] = {}     # phase -> host -> services started there
+    for group in order:
+        restarts = {i: [(entry, item) for entry, items in host for item in items
+                        if isinstance(item, Restart) and item.service == group.service]
+                    for i, host in enumerate(planned)}
+        restarts = {i: r for i, r in restarts.items() if r}
+        if not restarts:
+            continue
+        cluster = hosts[0][0].cluster
+        seen_now = seen[group.service]
+        leader = group.gate.leader(cluster, seen_now)
+        normal = {i: [(entry, change) for entry, item in r for change in item.changes]
+                  for i, r in restarts.items()}
+        bridged = _bridged(group, list(restarts), restarts, hosts, leader)
+        work = {i: bridged.get(i, normal[i]) for i in restarts}
+        rolled = [i for i in restarts
+                  if group.gate.serving(cluster, seen_now, hosts[i][0].host)]
+        together = [i for i in restarts if i not in rolled]
+        if together:
+            last = phases[-1]
+            # A barrier after a service that others wait for (ZooKeeper), even where this
+            # run cannot wait for it: it is (re)started everywhere before the next one is.
+            if not (isinstance(last, Together) and (last.group is None
+                                                    or last.group.start_gate is None)):
+                last = Together(group, {})
+                phases.append(last)
+            last.group = group
+            for i in together:
+                last.work.setdefault(i, []).extend(work[i])
+                started.setdefault(id(last), {}).setdefault(i, []).append(group.service)
+            gate = group.start_gate
+            waited = [hosts[i][0].host for i in together]
+            if gate and gate.needed(cluster, seen_now, waited):
+                for i in together:
+                    last.waiting[i] = _wait_entry(entries[i], restarts[i][-1][0], gate.name,
+                                                  gate.expects(cluster, [hosts[i][0].host]))
+        if rolled:
+            batches = _batches(group, rolled, work, restarts, hosts, entries, leader, batch)
+            if bridged:
+                _hand_over(group, batches, bridged, restarts, hosts, entries)
+            phases.append(Roll(group, batches, leader))
+        if bridged and leader in {hosts[i][0].host.name for i in rolled}:
+            # Leadership has moved to a member on the new ports: restart the bridged ones
+            # again, with their files as written.
+            phases.append(Roll(group, _batches(group, list(bridged), normal, restarts, hosts,
+                                               entries, None, batch)))
+    for phase in phases:
+        if isinstance(phase, Together):
+            for i, services in started.get(id(phase), {}).items():
+                # A daemon that rejects its flags exits within a second of its start: check.
+                strategy = init.strategy(hosts[i][2].read(facts.INIT))
+                phase.work[i].append((phase.work[i][-1][0], Change(
+                    f"check that {', '.join(services)} stayed up",
+                    init.verify_running(strategy, tuple(services)), kind="service")))
+    for phase in phases:
+        work = phase.work.items() if isinstance(phase, Together) else \
+            [(i, changes) for b in phase.batches for i, changes in
+             [(i, stop) for i, (stop, _) in b.handover.items()] + list(b.work.items())]
+        for _, changes in work:
+            for entry, change in changes:
                 entry.changes.append(change)
-        result.append(HostSchedule(entries, rounds))
+    return Schedule(entries, phases)
+
+
+def _bridged(group: RestartGroup, restarting: list[int], restarts, hosts,
+             leader: str | None) -> dict[int, list[tuple[Entry, Change]]]:
+    """The members that a plain restart would cut off from the leader, with the changes
+    that restart them so that they rejoin it (`RestartGroup.bridge`)."""
+    if group.bridge is None or leader is None:
+        return {}
+    cluster = hosts[0][0].cluster
+    by_name = {ctx.host.name: (ctx, snapshot) for ctx, _, snapshot in hosts}
+    found = {}
+    for i in restarting:
+        ctx, _, snapshot = hosts[i]
+        if ctx.host.name != leader:
+            changes = group.bridge((ctx, snapshot), by_name.get(leader, (None, None)),
+                                   cluster.find(leader).myid)
+            if changes:
+                found[i] = [(restarts[i][0][0], change) for change in changes]
+    return found
+
+
+def _hand_over(group: RestartGroup, batches: list[Batch], bridged, restarts, hosts,
+               entries) -> None:
+    """The members restarted onto ports the bridged ones do not know yet (the leader) must
+    not lead when they come back: restarted at once, the old leader rejoins the election it
+    caused and, with the highest zxid and myid, wins it; the bridged followers then look for
+    it on its old port and the ensemble stays without a leader until initLimit x tickTime
+    passes (20 s by default) and it elects again. So such a member stops, the others elect a
+    leader among themselves, and only then does it start (as a follower of that leader)."""
+    cluster = hosts[0][0].cluster
+    for b in batches:
+        for i in [i for i in b.work if i not in bridged]:
+            ctx, _, snapshot = hosts[i]
+            strategy = init.strategy(snapshot.read(facts.INIT))
+            step = restarts[i][0][0]
+            stop = Change(f"stop {group.service}, so that the others elect a leader without it",
+                          strategy.stop(group.service), kind="service")
+            wait = Entry(f"hand-over-{group.service}", [Change(
+                f"wait until {group.gate.expects_led_without(cluster, [ctx.host])}", "")],
+                gate=True)
+            entries[i].insert(entries[i].index(step) + 1, wait)
+            b.handover[i] = ([(step, stop)], wait)
+
+
+def _batches(group: RestartGroup, rolled: list[int], work, restarts, hosts, entries,
+             leader: str | None, batch: int) -> list[Batch]:
+    """The leader last (masters one by one), or the agents in batches of `batch`; each host
+    restarted with its `work`, then waited for."""
+    cluster = hosts[0][0].cluster
+    rolled = sorted(rolled, key=lambda i: hosts[i][0].host.name == leader)
+    size = max(1, batch) if group.batched else 1
+    result = []
+    for start in range(0, len(rolled), size):
+        members = rolled[start:start + size]
+        b = Batch({}, {}, keeps_tasks=all(item.keeps_tasks for i in members
+                                          for _, item in restarts[i]))
+        for i in members:
+            b.work[i] = work[i]
+            keeps = all(item.keeps_tasks for _, item in restarts[i])
+            b.gates[i] = _wait_entry(entries[i], restarts[i][-1][0], group.gate.name,
+                                     group.gate.expects(cluster, [hosts[i][0].host], keeps))
+        result.append(b)
     return result
+
+
+def _wait_entry(entries: list[Entry], step: Entry, name: str, expects: str) -> Entry:
+    """A gate's report line on one host, after the step that restarts and the waits before."""
+    at = entries.index(step) + 1
+    while at < len(entries) and entries[at].gate:
+        at += 1
+    # A wait is no command on the host: the runner does it from here (`tasks.gates`).
+    entry = Entry(name, [Change(f"wait until {expects}", "")], gate=True)
+    entries.insert(at, entry)
+    return entry

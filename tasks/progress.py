@@ -13,13 +13,15 @@ lasted N seconds, so the many quick round trips of a run print nothing extra::
             time.sleep(1)
 
 Every printer in the tool goes through `println`, so the live line is never torn by another
-thread's output.
+thread's output, and what a server or a host sent cannot take the terminal over: control
+characters are shown as escapes (`printable`).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import sys
 import threading
 import time
@@ -28,6 +30,16 @@ from contextlib import contextmanager
 REMIND = 30.0       # off a terminal: a "still waiting" line this often
 TICK = 1.0          # on a terminal: redraw the live line this often
 CLEAR = "\r\x1b[K"
+# What a server or a host may send that a terminal would obey: C0 and C1 controls (escape
+# sequences recolour, move the cursor, retitle the window; a carriage return overwrites the
+# line) and the bidirectional overrides that reorder what is shown. Newline and tab stay.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters written as escapes (\\x1b), so that nothing printed
+    can take over the terminal it is printed on."""
+    return _CONTROLS.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
 
 
 class Wait:
@@ -78,6 +90,7 @@ class Board:
     # -- output ------------------------------------------------------------------------------
     def println(self, text: str) -> None:
         """Print whole lines without tearing the live line (or other threads' lines)."""
+        text = printable(text)
         with self.lock:
             if self.live:
                 self.stream.write(CLEAR)
@@ -93,7 +106,7 @@ class Board:
             if shown:
                 oldest = max(w.elapsed() for w in shown)
                 parts = [w.label + (f" ({w.state})" if w.state else "") for w in shown]
-                text = f"waiting {oldest:.0f} s: " + "; ".join(parts)
+                text = printable(f"waiting {oldest:.0f} s: " + "; ".join(parts))
                 width = _columns(self.stream) - 1
                 text = text[:width]
             if text != self.live:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+import secrets
 import shlex
 
 q = shlex.quote
@@ -46,6 +47,13 @@ def write_file(path: str, content: str, *, mode: str = "644", owner: str = "root
     return " && ".join(parts)
 
 
+def copy_file(source: str, path: str) -> str:
+    """Copy `source` to `path` atomically (a dot file beside it, then a rename)."""
+    directory, name = posixpath.split(path)
+    tmp = posixpath.join(directory, "." + name + ".new")
+    return (f"mkdir -p {q(directory)} && cp {q(source)} {q(tmp)} && mv -fT {q(tmp)} {q(path)}")
+
+
 def mark_restart(service: str) -> str:
     return f"mkdir -p {q(MARKER_DIR)} && touch {q(restart_marker(service))}"
 
@@ -58,47 +66,92 @@ def remove_file(path: str) -> str:
     return f"rm -f {q(path)}"
 
 
-def apt_update() -> str:
-    return "DEBIAN_FRONTEND=noninteractive apt-get update -q"
+# What apt-get and dpkg say when another process (unattended-upgrades on a fresh cloud host)
+# holds the dpkg or apt lock, from apt 1.0 (Ubuntu 14.04) to 2.x, and dpkg.
+DPKG_LOCKED = ("Could not get lock|Unable to lock|Unable to acquire the dpkg frontend lock|"
+               "is locked by another process|was locked by another process")
 
 
-def apt_install(packages: list[str], *, recommends: bool = True) -> str:
+def waiting_for_dpkg_lock(command: str, seconds: int) -> str:
+    """`command` (apt-get or dpkg), tried again every 2 s while another process holds the
+    dpkg or apt lock, for up to `seconds`; what it waits for is reported as `@@wait` lines
+    (tasks.remote shows them). Any other failure, or the lock still held at the end, fails
+    with the command's own error."""
+    locked = q(DPKG_LOCKED)
+    return (
+        'e=$(mktemp) || exit 1; w=0; while :; do '
+        f'{command} 2>"$e" && {{ rm -f "$e"; exit 0; }}; r=$?; '
+        f'if [ $w -lt {int(seconds)} ] && grep -qE {locked} "$e"; then '
+        f'echo "@@wait $(grep -m1 -E {locked} "$e")"; sleep 2; w=$((w+2)); '
+        f'else [ $w -eq 0 ] || echo "gave up after waiting $w s for the dpkg lock:" >&2; '
+        'cat "$e" >&2; rm -f "$e"; exit $r; fi; done'
+    )
+
+
+def apt_update(lock_wait: int) -> str:
+    return waiting_for_dpkg_lock("DEBIAN_FRONTEND=noninteractive apt-get update -q", lock_wait)
+
+
+def apt_install(packages: list[str], lock_wait: int, *, recommends: bool = True) -> str:
     """Non-interactive install that keeps our edits of the packages' conffiles (`--force-confold`)."""
     extra = "" if recommends else " --no-install-recommends"
     names = " ".join(q(p) for p in packages)
-    return ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
-            f" -o Dpkg::Options::=--force-confold{extra} {names}")
+    return waiting_for_dpkg_lock("DEBIAN_FRONTEND=noninteractive apt-get install -y -q"
+                                 f" -o Dpkg::Options::=--force-confold{extra} {names}", lock_wait)
 
 
-def fetch_key_to_keyring(key_id: str, keyring: str, *, key_url: str = "", keyserver: str = "") -> str:
-    """Fetch a signing key, check that it is the expected one, install it as a binary keyring.
+def dpkg_repair(lock_wait: int) -> str:
+    """Finish what an interrupted dpkg left half done (apt refuses to install until then),
+    keeping our edits of conffiles as apt_install does."""
+    return waiting_for_dpkg_lock(
+        "DEBIAN_FRONTEND=noninteractive dpkg --force-confold --configure -a", lock_wait)
 
-    Works in a throw-away GnuPG home. The fingerprint check refuses a key server or mirror that
-    hands out another key than the one the inventory names.
-    """
-    kid = key_id.upper()
+
+def _verified_key(fingerprint: str, key_url: str, keyserver: str) -> str:
+    """Fetch a signing key into a throw-away GnuPG home ("$g", removed on exit) and leave in
+    "$g/out" exactly the key whose primary fingerprint is `fingerprint`, exported alone: a
+    key server or mirror that hands out another key (or more keys) gets nothing trusted."""
+    fpr = fingerprint.upper()
     if key_url:
-        fetch = f"curl -fsSL {q(key_url)} > \"$g/key\" && gpg --homedir \"$g\" --batch -q --import \"$g/key\""
+        fetch = (f"curl -fsSL --max-time 60 --max-filesize 1048576 {q(key_url)} > \"$g/key\" && "
+                 "gpg --homedir \"$g\" --batch -q --import \"$g/key\"")
     else:
-        fetch = f"gpg --homedir \"$g\" --batch -q --keyserver {q(keyserver)} --recv-keys {q(kid)}"
-    directory, name = posixpath.split(keyring)
-    tmp = posixpath.join(directory, "." + name + ".new")
+        fetch = f"gpg --homedir \"$g\" --batch -q --keyserver {q(keyserver)} --recv-keys {q(fpr)}"
+    primaries = ("gpg --homedir \"$g\" --batch --with-colons --fingerprint | "
+                 "awk -F: '$1 == \"pub\" { p = 1; next } p && $1 == \"fpr\" { print $10; p = 0 }'")
     return (
         "g=$(mktemp -d) && trap 'rm -rf \"$g\"' EXIT && "
         f"{fetch} && "
-        f"gpg --homedir \"$g\" --batch --with-colons --fingerprint {q(kid)} | grep -q {q('^fpr:.*' + kid + ':$')} "
-        f"|| {{ echo \"key {kid} not found or fingerprint mismatch\" >&2; exit 1; }}; "
-        f"mkdir -p {q(directory)} && gpg --homedir \"$g\" --batch --export {q(kid)} > \"$g/out\" && "
+        f"{{ {primaries} | grep -qx {q(fpr)} || "
+        f"{{ echo {q(f'the fetched key is not {fpr} (its primary fingerprint): nothing was trusted')} >&2; exit 1; }}; }} && "
+        f"gpg --homedir \"$g\" --batch --export {q(fpr)} > \"$g/out\""
+    )
+
+
+def fetch_key_to_keyring(fingerprint: str, keyring: str, *, key_url: str = "",
+                         keyserver: str = "") -> str:
+    """Fetch and check the signing key (`_verified_key`), then install it alone as a binary
+    keyring, for apt's `signed-by`."""
+    directory, name = posixpath.split(keyring)
+    tmp = posixpath.join(directory, "." + name + ".new")
+    return (
+        f"{_verified_key(fingerprint, key_url, keyserver)} && mkdir -p {q(directory)} && "
         # Copied next to the keyring first: a rename from /tmp could cross file systems.
         f"install -m 644 \"$g/out\" {q(tmp)} && mv -fT {q(tmp)} {q(keyring)}"
     )
 
 
-def apt_key_recv(key_id: str, *, key_url: str = "", keyserver: str = "") -> str:
-    """The tutorial's `apt-key adv --recv`, for releases whose apt has no signed-by."""
-    if key_url:
-        return f"curl -fsSL {q(key_url)} | apt-key add -"
-    return f"apt-key adv --keyserver {q(keyserver)} --recv {q(key_id.upper())}"
+def apt_key_add(fingerprint: str, *, key_url: str = "", keyserver: str = "") -> str:
+    """For releases whose apt has no signed-by (apt < 1.1): the same fetched and checked key,
+    and only it, added with apt-key."""
+    return f"{_verified_key(fingerprint, key_url, keyserver)} && apt-key add \"$g/out\""
+
+
+def wait_for_port(address: str, port: int, seconds: int) -> str:
+    """Wait (at most `seconds`) until something listens on `address`:`port`; never fails. A
+    daemon started in the background listens once it has read its configuration."""
+    probe = f"until (exec 3<>/dev/tcp/{address}/{int(port)}) 2>/dev/null; do sleep 0.2; done"
+    return f"timeout {int(seconds)} bash -c {q(probe)} || true"
 
 
 def wait_until(check: str, seconds: int, failure: str) -> str:
@@ -107,3 +160,96 @@ def wait_until(check: str, seconds: int, failure: str) -> str:
         f"i=0; while [ $i -lt {int(seconds)} ]; do {{ {check} ; }} && exit 0; "
         f"i=$((i+1)); sleep 1; done; echo {q(failure)} >&2; exit 1"
     )
+
+
+# --- how a script reaches root on a host (see tasks.remote) ----------------------------------
+
+# What sudo -S prints when it wants the password; tasks.remote answers only this prompt, so a
+# password is never sent to anything else (sudo with cached credentials asks nothing).
+SUDO_PROMPT = "[mesos-fab] sudo password:"
+LOGINS = ("root", "sudo", "sudo-password")
+
+# Every script runs with the C locale (apt's and dpkg's messages are matched below) and a
+# PATH that has the sbin directories, whatever the login's environment.
+_ENV = "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# The supervisor: one line of POSIX sh, the only command line a host sees (a local user can
+# read command lines with ps; the script itself, which can hold secrets, travels on stdin).
+# $1 is the script's size. It reads exactly that many bytes into a private directory, refuses
+# a script that arrived short, then runs it with that directory as its $1 while a watcher
+# reads the rest of stdin: `stop` lets the running change finish and starts no other, `cut`
+# also ends the running change (its `timeout` process, which passes the signal to the
+# change's whole process group); end of input (the connection lost) counts as `stop`.
+SUPERVISOR = (
+    f"{_ENV}; umask 077; d=$(mktemp -d) || exit 125; trap 'rm -rf \"$d\"' EXIT; "
+    "echo @@ready; head -c \"$1\" > \"$d/script\"; "
+    "[ \"$(wc -c < \"$d/script\")\" -eq \"$1\" ] || { echo 'the script arrived incomplete' >&2; exit 125; }; "
+    "exec 3<&0; "
+    "(while IFS= read -r l; do case \"$l\" in "
+    "stop) : > \"$d/stop\";; "
+    "cut) : > \"$d/stop\"; : > \"$d/cut\"; p=$(cat \"$d/pid\" 2>/dev/null); "
+    "[ -n \"$p\" ] && kill -TERM \"$p\";; esac; done; : > \"$d/stop\") <&3 >/dev/null 2>&1 & "
+    "w=$!; exec 3<&-; sh \"$d/script\" \"$d\" </dev/null; r=$?; kill \"$w\" 2>/dev/null; exit $r"
+)
+
+
+def as_root(argv: list[str], login: str) -> str:
+    """The command line that runs `argv` as root: as is for a root login, else through sudo,
+    which never asks (`-n`: a password prompt would hang) unless a password is configured
+    (`-S`: read from stdin, only after SUDO_PROMPT appeared)."""
+    if login not in LOGINS:
+        raise ValueError(f"unknown login kind {login!r}")
+    prefix = {"root": [], "sudo": ["sudo", "-n", "--"],
+              "sudo-password": ["sudo", "-S", "-p", SUDO_PROMPT, "--"]}[login]
+    return " ".join(q(a) for a in prefix + argv)
+
+
+def supervised(size: int, login: str) -> str:
+    return as_root(["sh", "-c", SUPERVISOR, "mesos-fab", str(int(size))], login)
+
+
+# A change that ignores SIGTERM at its time limit is killed this many seconds later.
+KILL_AFTER = 10
+
+
+def round_script(units: list[tuple[str, int]]) -> str:
+    """The script the supervisor runs: each (command, seconds) in order, each under its own
+    time limit, reporting `@@start I` / `@@done I` on stdout; before each, it stops
+    (`@@stopped I`, exit 130) when the supervisor was told to stop."""
+    parts = ['d="$1"']
+    for i, (command, seconds) in enumerate(units):
+        end = "@@END_" + secrets.token_hex(8)
+        while end in command:
+            end = "@@END_" + secrets.token_hex(8)
+        limit = int(seconds)
+        parts.append(
+            f'[ -e "$d/stop" ] && {{ echo "@@stopped {i}"; exit 130; }}\n'
+            f"cat > \"$d/unit\" <<'{end}'\n{command}\n{end}\n"
+            f'echo "@@start {i}"\n'
+            # In the background so the watcher can signal it by its pid.
+            f'timeout -k {KILL_AFTER} {limit} sh "$d/unit" & echo $! > "$d/pid"; wait $!; r=$?; : > "$d/pid"\n'
+            f'if [ $r -ne 0 ]; then [ -e "$d/cut" ] && {{ echo "@@cut {i}"; exit 130; }}; '
+            f'[ $r -eq 124 ] && echo "timed out after {limit} s" >&2; exit $r; fi\n'
+            f'echo "@@done {i}"'
+        )
+    return "\n".join(parts) + "\n"
+
+
+# The run lock: one run at a time per host. A file under /run (gone at reboot, as any holder),
+# locked with flock by a process that holds it as long as its connection lives.
+RUN_LOCK = "/run/mesos-fab.lock"
+
+
+def hold_run_lock(holder: str, wait: bool, login: str) -> str:
+    """Lock RUN_LOCK and print `@@locked`, then hold it until stdin ends. When another run
+    holds it: print `@@held <what that run wrote>`, then exit 75, or (`wait`) wait for it.
+    The holder writes `holder` and its own pid into the file, for the next run to name."""
+    lock = q(RUN_LOCK)
+    waiting = "while ! flock -w 10 9; do echo @@still; done" if wait else "exit 75"
+    script = (
+        f"{_ENV}; exec 9<>{lock} || exit 125; "
+        f"if ! flock -n 9; then echo \"@@held $(head -c 300 {lock} | tr -d '\\n')\"; {waiting}; fi; "
+        f"printf '%s (pid %s on the host)\\n' \"$1\" $$ > {lock}; echo @@locked; "
+        f"cat >/dev/null; : > {lock}"
+    )
+    return as_root(["sh", "-c", script, "mesos-fab", holder], login)

@@ -46,6 +46,7 @@ A value that could not be read is null, with the reason in the nearest "error".
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -83,18 +84,18 @@ class Observations:
     marathon_queue: Probe | None = None
 
 
-class _BadAnswer(Exception):
+class BadAnswer(Exception):
     """An answer of the wrong shape (a missing metric, a field of the wrong type)."""
 
 
 def _ask(call, *args) -> Probe:
     try:
         return Probe(call(*args))
-    except (http.HttpError, zk.ZkError, MarathonError, _BadAnswer) as exc:
+    except (http.HttpError, zk.ZkError, MarathonError, BadAnswer) as exc:
         return Probe(error=" ".join(str(exc).split()))
 
 
-def _parallel(calls: dict) -> dict:
+def parallel(calls: dict) -> dict:
     """{key: (function, *args)} -> {key: Probe}, all at once (every call is bounded)."""
     if not calls:
         return {}
@@ -103,77 +104,97 @@ def _parallel(calls: dict) -> dict:
         return {key: f.result() for key, f in futures.items()}
 
 
-def _zk_mode(host: Host, timeout: float) -> str:
+def zk_mode(host: Host, timeout: float) -> str:
     return zk.mode(zk.srvr(host.ip, host.settings.zk_port, timeout=timeout))
 
 
-def _zk_mntr(host: Host, timeout: float) -> dict[str, str]:
+def zk_mntr(host: Host, timeout: float) -> dict[str, str]:
     return zk.mntr(host.ip, host.settings.zk_port, timeout=timeout)
 
 
-def _mesos_get(host: Host, path: str, timeout: float) -> dict:
+def mesos_get(host: Host, path: str, timeout: float) -> dict:
     url = f"http://{host.ip}:{host.settings.mesos_port}{path}"
     with http.Client() as client:
         r = client.request("GET", url, timeout=timeout)
     if r.status in (301, 302, 303, 307, 308):
-        raise _BadAnswer(f"GET {url}: HTTP {r.status} to {r.headers.get('Location', '?')} "
+        raise BadAnswer(f"GET {url}: HTTP {r.status} to {r.headers.get('Location', '?')[:200]} "
                          f"(not the leading master)")
     if r.status != 200:
-        raise _BadAnswer(f"GET {url}: HTTP {r.status} {' '.join(r.text.split())[:200]}")
+        raise BadAnswer(f"GET {url}: HTTP {r.status} {' '.join(r.text.split())[:200]}")
     return r.json_object()
 
 
-def _number(metrics: dict, key: str, what: str) -> float:
-    value = metrics.get(key)
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise _BadAnswer(f"{what}: no numeric {key!r} (got {value!r})")
-    return value
+def _flag(metrics: dict, key: str, what: str) -> bool:
+    """A 0/1 gauge (Mesos writes 0.0 or 1.0); anything else is not Mesos' answer."""
+    if key not in metrics:
+        raise BadAnswer(f"{what}: no {key!r} metric")
+    value = metrics[key]
+    if isinstance(value, bool) or value not in (0, 1):
+        raise BadAnswer(f"{what}: {key!r} is not 0 or 1 (got {json.dumps(value)[:40]})")
+    return value == 1
 
 
-def _mesos_metrics(host: Host, timeout: float) -> dict:
-    metrics = _mesos_get(host, "/metrics/snapshot", timeout)
+def mesos_metrics(host: Host, timeout: float) -> dict:
+    metrics = mesos_get(host, "/metrics/snapshot", timeout)
     what = f"{host.ip}:{host.settings.mesos_port}/metrics/snapshot"
-    return {"elected": _number(metrics, "master/elected", what) == 1,
-            "recovered": _number(metrics, "registrar/log/recovered", what) == 1}
+    return {"elected": _flag(metrics, "master/elected", what),
+            "recovered": _flag(metrics, "registrar/log/recovered", what)}
+
+
+def mesos_state(host: Host, timeout: float) -> tuple[list[dict], list[dict]]:
+    """The leader's agents, [{"id", "hostname", "ip", "active"}] (ip from the agent's
+    libprocess pid), and its frameworks' live tasks, [{"id", "state", "agent_id"}]."""
+    state = mesos_get(host, "/master/state", timeout)
+    what = f"{host.ip}:{host.settings.mesos_port}/master/state"
+    slaves, frameworks = state.get("slaves"), state.get("frameworks", [])
+    if not isinstance(slaves, list) or not isinstance(frameworks, list):
+        raise BadAnswer(f"{what}: no list of slaves or of frameworks")
+    agents = []
+    for i, a in enumerate(slaves):
+        if not (isinstance(a, dict) and all(isinstance(a.get(k), str)
+                                            for k in ("id", "hostname", "pid"))
+                and isinstance(a.get("active"), bool)):
+            raise BadAnswer(f"{what}: slaves[{i}] lacks id, hostname, pid or active")
+        # "slave(1)@192.0.2.51:5051"
+        address = a["pid"].rpartition("@")[2].rpartition(":")[0]
+        agents.append({"id": a["id"], "hostname": a["hostname"], "ip": address,
+                       "active": a["active"]})
+    tasks = []
+    for f in frameworks:
+        for t in (f.get("tasks") if isinstance(f, dict) else None) or []:
+            if not (isinstance(t, dict) and all(isinstance(t.get(k), str)
+                                                for k in ("id", "state", "slave_id"))):
+                raise BadAnswer(f"{what}: a task lacks id, state or slave_id")
+            tasks.append({"id": t["id"], "state": t["state"], "agent_id": t["slave_id"]})
+    return agents, tasks
+
+
+def agents_of(agents: list[dict], host: Host) -> list[dict]:
+    """The agents (of `mesos_state`) that run on this inventory host: by address or name."""
+    return [a for a in agents if host.ip in (a["ip"], a["hostname"]) or a["hostname"] == host.name]
 
 
 def _mesos_agents(host: Host, timeout: float) -> list[dict]:
-    """The leader's agents: [{"hostname", "ip", "active"}] (ip from the agent's libprocess pid)."""
-    slaves = _mesos_get(host, "/master/state", timeout).get("slaves")
-    what = f"{host.ip}:{host.settings.mesos_port}/master/state"
-    if not isinstance(slaves, list):
-        raise _BadAnswer(f"{what}: no list of slaves")
-    agents = []
-    for i, a in enumerate(slaves):
-        if not (isinstance(a, dict) and isinstance(a.get("hostname"), str)
-                and isinstance(a.get("pid"), str) and isinstance(a.get("active"), bool)):
-            raise _BadAnswer(f"{what}: slaves[{i}] lacks hostname, pid or active")
-        # "slave(1)@192.0.2.51:5051"
-        address = a["pid"].rpartition("@")[2].rpartition(":")[0]
-        agents.append({"hostname": a["hostname"], "ip": address, "active": a["active"]})
-    return agents
+    return mesos_state(host, timeout)[0]
 
 
-def _quiet(*_args) -> None:
+def quiet(*_args) -> None:
     """The Marathon client's progress lines have no place in a report (or in --json)."""
 
 
-def _marathon_url(host: Host) -> str:
-    return f"http://{host.ip}:{host.settings.marathon_port}"
-
-
-def _marathon_read(url: str, what: str, timeout: float):
-    with Marathon([url], timeout=timeout, log=_quiet) as client:
+def marathon_read(host: Host, what: str, timeout: float):
+    """One read from one master's Marathon (`Marathon.leader`, `.apps`, ...)."""
+    with Marathon.for_masters([host], timeout=timeout, log=quiet) as client:
         return getattr(client, what)()
 
 
 def collect(cluster: Cluster, timeout: float = DEFAULT_TIMEOUT) -> Observations:
     """Ask every master, then the leaders found; each call bounded by `timeout` seconds."""
     masters = {m.name: m for m in cluster.masters}
-    first = _parallel({
-        **{("zk", n): (_zk_mode, m, timeout) for n, m in masters.items()},
-        **{("mesos", n): (_mesos_metrics, m, timeout) for n, m in masters.items()},
-        **{("marathon", n): (_marathon_read, _marathon_url(m), "leader", timeout)
+    first = parallel({
+        **{("zk", n): (zk_mode, m, timeout) for n, m in masters.items()},
+        **{("mesos", n): (mesos_metrics, m, timeout) for n, m in masters.items()},
+        **{("marathon", n): (marathon_read, m, "leader", timeout)
            for n, m in masters.items()},
     })
     obs = Observations(
@@ -183,15 +204,15 @@ def collect(cluster: Cluster, timeout: float = DEFAULT_TIMEOUT) -> Observations:
     second = {}
     zk_leader = _zk_leader(obs.zk_modes, len(masters))
     if zk_leader:
-        second["zk_mntr"] = (_zk_mntr, masters[zk_leader], timeout)
+        second["zk_mntr"] = (zk_mntr, masters[zk_leader], timeout)
     mesos_leader = _mesos_leader(obs.mesos_metrics)
     if mesos_leader:
         second["mesos_agents"] = (_mesos_agents, masters[mesos_leader], timeout)
-    url = _marathon_endpoint(cluster, obs.marathon_leaders)
-    if url:
+    endpoint = _marathon_endpoint(cluster, obs.marathon_leaders)
+    if endpoint:
         for what in ("apps", "deployments", "queue"):
-            second[f"marathon_{what}"] = (_marathon_read, url, what, timeout)
-    for key, probe in _parallel(second).items():
+            second[f"marathon_{what}"] = (marathon_read, endpoint, what, timeout)
+    for key, probe in parallel(second).items():
         setattr(obs, key, probe)
     return obs
 
@@ -207,23 +228,23 @@ def _mesos_leader(metrics: dict[str, Probe]) -> str | None:
     return elected[0] if len(elected) == 1 else None
 
 
-def _marathon_leader(leaders: dict[str, Probe]) -> str | None:
+def marathon_leader(leaders: dict[str, Probe]) -> str | None:
     """The leader most masters name (a standby may lag behind an election by a moment)."""
     named = [p.value for p in leaders.values() if p.value]
     return max(sorted(set(named)), key=named.count) if named else None
 
 
-def _marathon_endpoint(cluster: Cluster, leaders: dict[str, Probe]) -> str | None:
+def _marathon_endpoint(cluster: Cluster, leaders: dict[str, Probe]) -> Host | None:
     """Where to read apps: the leader itself when it is an inventory master, else any master
     that answered (a standby proxies reads to the leader)."""
-    leader = _marathon_leader(leaders)
+    leader = marathon_leader(leaders)
     if leader is None:
         return None
     for m in cluster.masters:
         if f"{m.ip}:{m.settings.marathon_port}" == leader:
-            return _marathon_url(m)
+            return m
     answered = [m for m in cluster.masters if leaders[m.name].error is None]
-    return _marathon_url(answered[0])
+    return answered[0]
 
 
 # --- judging: pure, from the observations ----------------------------------------------------
@@ -292,8 +313,8 @@ def _assess_zookeeper(cluster: Cluster, obs: Observations, findings: list[Findin
         if mntr is None or mntr.error:
             facts["error"] = mntr.error if mntr else "mntr not asked"
             find(DEGRADED, leader, f"cannot read synced followers: {facts['error']}")
-        elif synced is None or not synced.isdigit():
-            facts["error"] = f"mntr has no zk_synced_followers (got {synced!r})"
+        elif synced is None or not re.fullmatch(r"[0-9]{1,6}", synced):
+            facts["error"] = f"mntr has no zk_synced_followers (got {synced and synced[:20]!r})"
             find(DEGRADED, leader, facts["error"])
         else:
             facts["synced_followers"] = int(synced)
@@ -326,7 +347,8 @@ def _assess_mesos(cluster: Cluster, obs: Observations, findings: list[Finding]) 
     if all(m["error"] for m in masters.values()):
         find(DOWN, "", "no leader: no master answered")
     elif not elected:
-        find(DOWN, "", "no leader: no master is elected")
+        answered = " that answered" if any(m["error"] for m in masters.values()) else ""
+        find(DOWN, "", f"no leader: no master{answered} is elected")
     elif len(elected) > 1:
         find(DOWN, "", f"{len(elected)} masters claim to be elected: {', '.join(elected)}")
     agents = {"active": [], "missing": [], "unknown": [], "error": None}
@@ -343,8 +365,7 @@ def _assess_agents(cluster: Cluster, probe: Probe | None, leader: str, find) -> 
         return agents
     registered = probe.value
     for slave in cluster.slaves:
-        mine = [a for a in registered if slave.ip in (a["ip"], a["hostname"])
-                or a["hostname"] == slave.name]
+        mine = agents_of(registered, slave)
         if any(a["active"] for a in mine):
             agents["active"].append(slave.name)
         else:
@@ -371,7 +392,7 @@ def _assess_marathon(cluster: Cluster, obs: Observations, findings: list[Finding
                         "leader": obs.marathon_leaders[m.name].value,
                         "error": obs.marathon_leaders[m.name].error}
                for m in cluster.masters}
-    leader = _marathon_leader(obs.marathon_leaders)
+    leader = marathon_leader(obs.marathon_leaders)
     facts = {"masters": masters, "leader": leader, "error": None, "apps": [], "deployments": []}
     for name, master in masters.items():
         if master["error"]:
@@ -392,15 +413,15 @@ def _assess_marathon(cluster: Cluster, obs: Observations, findings: list[Finding
     deployments = obs.marathon_deployments.value if obs.marathon_deployments else None
     for d in deployments or []:
         age = _age(d.get("version"), now)
-        affected = [str(a) for a in d.get("affectedApps") or [] if isinstance(a, str)]
+        affected = d.get("affectedApps", [])
         facts["deployments"].append({
             "id": d.get("id"), "apps": affected,
             "step": d.get("currentStep"), "total_steps": d.get("totalSteps"),
             "age_seconds": None if age is None else round(age)})
         if age is not None and age > deployment_age:
             actions = ", ".join(f"{a.get('action')} {a.get('app')}"
-                                for a in d.get("currentActions") or [] if isinstance(a, dict))
-            find(DEGRADED, str(d.get("id")),
+                                for a in d.get("currentActions", []))
+            find(DEGRADED, d["id"],
                  f"deployment of {', '.join(affected) or '?'} "
                  f"running for {age:.0f} s (over {deployment_age:g} s), step "
                  f"{d.get('currentStep', '?')}/{d.get('totalSteps', '?')}"
@@ -413,12 +434,12 @@ def _assess_marathon(cluster: Cluster, obs: Observations, findings: list[Finding
 
 
 def _assess_app(app: dict, backoff: dict[str, float], find) -> dict:
-    app_id = str(app.get("id"))
-    instances = _count(app.get("instances"))
+    app_id = app["id"]
+    instances = app.get("instances", 0)
     checked = bool(app.get("healthChecks"))
-    facts = {"id": app_id, "instances": instances, "running": _count(app.get("tasksRunning")),
-             "healthy": _count(app.get("tasksHealthy")) if checked else None,
-             "staged": _count(app.get("tasksStaged")), "deploying": bool(app.get("deployments")),
+    facts = {"id": app_id, "instances": instances, "running": app.get("tasksRunning", 0),
+             "healthy": app.get("tasksHealthy", 0) if checked else None,
+             "staged": app.get("tasksStaged", 0), "deploying": bool(app.get("deployments")),
              "backoff_seconds": backoff.get(app_id)}
     if not facts["deploying"]:
         short = [f"{facts[k]}/{instances} tasks {k}" for k in ("running", "healthy")
@@ -428,25 +449,18 @@ def _assess_app(app: dict, backoff: dict[str, float], find) -> dict:
     if app_id in backoff:
         failure = app.get("lastTaskFailure")
         why = (f"; last failure {failure.get('state', '?')} on {failure.get('host', '?')}: "
-               f"{' '.join(str(failure.get('message', '')).split())[:200]}"
-               if isinstance(failure, dict) else "")
+               f"{' '.join(failure.get('message', '').split())[:200]}" if failure else "")
         find(DEGRADED, app_id, f"in launch back-off, next launch in {backoff[app_id]:.0f} s{why}")
     return facts
-
-
-def _count(value) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _backoff(queue: list[dict] | None) -> dict[str, float]:
     """{app id: seconds left} for the queue entries whose launch delay has time left."""
     waiting = {}
     for entry in queue or []:
-        app = entry.get("app") if isinstance(entry.get("app"), dict) else {}
-        delay = entry.get("delay") if isinstance(entry.get("delay"), dict) else {}
-        left = delay.get("timeLeftSeconds")
-        if isinstance(left, (int, float)) and not isinstance(left, bool) and left > 0:
-            waiting[str(app.get("id"))] = float(left)
+        left = entry.get("delay", {}).get("timeLeftSeconds", 0)
+        if left > 0 and "id" in entry.get("app", {}):
+            waiting[entry["app"]["id"]] = float(left)
     return waiting
 
 

@@ -58,12 +58,24 @@ def srvr(host: str, port: int, **kwargs) -> str:
     return ask(host, port, "srvr", **kwargs)
 
 
+# What ZooKeeper's `srvr` says a server is (QuorumPeer.getServerState, ReadOnlyZooKeeperServer).
+MODES = ("leader", "follower", "observer", "standalone", "read-only")
+
+
 def mode(srvr_text: str) -> str:
-    """`leader`, `follower`, `standalone`, or NOT_SERVING (no quorum) from `srvr`'s answer."""
+    """`leader`, `follower`, `standalone` (or `observer`, `read-only`), or NOT_SERVING (no
+    quorum) from `srvr`'s answer; ZkError for an answer that is not ZooKeeper's."""
     for line in srvr_text.splitlines():
         if line.startswith("Mode: "):
-            return line[len("Mode: "):].strip()
-    return NOT_SERVING
+            value = line[len("Mode: "):].strip()
+            if value not in MODES:
+                raise ZkError(f"srvr: unknown Mode {value[:40]!r}, expected one of "
+                              f"{', '.join(MODES)}")
+            return value
+    if "not currently serving requests" in srvr_text:
+        return NOT_SERVING
+    raise ZkError("srvr: " + (f"no Mode line in the answer {srvr_text[:60]!r}" if srvr_text
+                              else "the connection closed without an answer"))
 
 
 def parse_mntr(text: str) -> dict[str, str]:

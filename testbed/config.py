@@ -62,6 +62,19 @@ STATE_DIR = INSTANCE.state_dir
 STATE_FILE = STATE_DIR / "state.json"
 HOSTS_DIR = STATE_DIR / "hosts"
 KEY_FILE = STATE_DIR / "id_ed25519"
+# The hosts' SSH host keys, as `up` found them on their disks: the inventory's ssh_known_hosts.
+KNOWN_HOSTS = STATE_DIR / "known_hosts"
+
+
+@dataclass(frozen=True)
+class SudoUser:
+    name: str
+    password: str = ""      # empty: NOPASSWD
+
+
+# Every host has these logins besides root, with the testbed key: the tool proven as a
+# non-root operator (`ssh_user = ops`), and with a sudo password (opspw's).
+SUDO_USERS = (SudoUser("ops"), SudoUser("opspw", "testbed-sudo-pw"))
 INVENTORY = INSTANCE.inventory
 PREFIX = INSTANCE.prefix
 BRIDGE = INSTANCE.bridge
@@ -286,10 +299,13 @@ def uri_host(uri: str) -> str:
 
 
 def render_inventory(hosts: list[Host], key_file: Path, date: str, bridge: str | None = None,
-                     key_fingerprint: str | None = None, distro: str = "debian") -> str:
+                     key_fingerprint: str | None = None, distro: str = "debian",
+                     known_hosts: Path | None = None) -> str:
     """The project's hosts.ini shape; repo lines only when a package repo is being served."""
     lines = [f"# Written by `fab testbed.up` on {date}; removed by `fab testbed.down`.",
              "[all:vars]", "ssh_user = root", f"ssh_key_file = {key_file}"]
+    if known_hosts:
+        lines.append(f"ssh_known_hosts = {known_hosts}")
     if bridge and key_fingerprint:
         base = f"http://{bridge}:{REPO_PORT}"
         lines += [f"repo_url = {base}/{distro}", f"repo_key_url = {base}/key.asc",
@@ -304,6 +320,11 @@ def render_inventory(hosts: list[Host], key_file: Path, date: str, bridge: str |
 def inventory_line(host: Host) -> str:
     """The host's line in its inventory section: `master2 ip=... myid=2`, `slave1 ip=...`."""
     return f"{host.name} ip={host.ip}" + (f" myid={host.myid}" if host.role == "master" else "")
+
+
+def render_known_hosts(keys: dict[str, str]) -> str:
+    """known_hosts lines from {ip: the host's `ssh-ed25519 AAAA... comment` public key}."""
+    return "".join(f"{ip} {' '.join(key.split()[:2])}\n" for ip, key in keys.items())
 
 
 def render_etc_hosts(hosts: list[Host], pins: dict[str, list[str]] = {}) -> str:

@@ -561,9 +561,11 @@ def _up(slaves, subnet, marathon_version, repo, log) -> dict:
         h["leader_pid"] = leader
     _save_state(state)
     date = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    _write_known_hosts(state)
     config.INVENTORY.write_text(config.render_inventory(
         plan, config.KEY_FILE, date, bridge if repo_info else None,
-        repo_info and repo_info["fingerprint"], repo_info["distro"] if repo_info else "debian"))
+        repo_info and repo_info["fingerprint"], repo_info["distro"] if repo_info else "debian",
+        config.KNOWN_HOSTS))
     log(f"testbed up: {len(plan)} hosts on {subnet} (bridge {bridge}); prepared in "
         f"{t_prep - t0:.1f} s, booted in {time.time() - t_prep:.1f} s; "
         f"inventory {config.INVENTORY}")
@@ -613,6 +615,7 @@ def add_host(name: str, role: str, ip: str | None = None, myid: int | None = Non
         _update_host(name, nspawn_pid=entry["nspawn_pid"])
         _update_host(name, leader_pid=_wait_booted(entry, time.time() + 120))
         _write_etc_hosts(_require_state())
+        _write_known_hosts(_require_state())
     except BaseException:
         log(f"add-host {name} failed: removing what was built")
         remove_host(name, log=lambda *_: None)
@@ -638,7 +641,17 @@ def remove_host(name: str, log=print) -> None:
         state["hosts"] = [x for x in state["hosts"] if x["name"] != name]
         _save_state(state)
     _write_etc_hosts(state)
+    _write_known_hosts(state)
     log(f"{name} ({h['ip']}) removed")
+
+
+def _write_known_hosts(state: dict) -> None:
+    """The hosts' SSH host keys, read from their own disks: what the tool checks them with."""
+    keys = {h["ip"]: (Path(h["root"]) / "etc/ssh/ssh_host_ed25519_key.pub").read_text()
+            for h in state["hosts"] if os.path.ismount(h["root"])}
+    tmp = config.KNOWN_HOSTS.with_suffix(".tmp")
+    tmp.write_text(config.render_known_hosts(keys))
+    tmp.rename(config.KNOWN_HOSTS)
 
 
 def _write_etc_hosts(state: dict) -> None:
@@ -697,6 +710,7 @@ def down(log=print) -> list[str]:
         gone.append(f"nft table {config.NFT_TABLE}")
     gone += _leave_shared()
     config.INVENTORY.unlink(missing_ok=True)
+    config.KNOWN_HOSTS.unlink(missing_ok=True)
     log("testbed down" + (": removed " + "; ".join(gone) if gone else ": nothing to remove"))
     return gone
 

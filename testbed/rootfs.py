@@ -191,6 +191,34 @@ def prepare_host(root: Path, name: str, etc_hosts: str, pubkey: str,
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(pubkey)
     (ssh_dir / "authorized_keys").chmod(0o600)
+    for user in config.SUDO_USERS:
+        add_sudo_user(root, user, pubkey)
+
+
+def add_sudo_user(root: Path, user: config.SudoUser, pubkey: str) -> None:
+    """A login with the testbed key that reaches root through sudo: without a password
+    (NOPASSWD), or only with `user.password` (sudo asks for it)."""
+    if f"\n{user.name}:" not in "\n" + (root / "etc/passwd").read_text():
+        run(["useradd", "--root", str(root), "-m", "-s", "/bin/bash", "-p", "*", user.name])
+        if user.password:
+            subprocess.run(["chpasswd", "--root", str(root)], input=f"{user.name}:{user.password}\n",
+                           text=True, check=True, capture_output=True)
+    uid = gid = None
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == user.name:
+            uid, gid = int(fields[2]), int(fields[3])
+    home = root / "home" / user.name
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(pubkey)
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, uid, gid)
+    rule = "ALL=(ALL:ALL) " + ("ALL" if user.password else "NOPASSWD: ALL")
+    sudoers = root / "etc/sudoers.d" / user.name
+    sudoers.write_text(f"{user.name} {rule}\n")
+    sudoers.chmod(0o440)
 
 
 def write_etc_hosts(root: Path, text: str) -> None:

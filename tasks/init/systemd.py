@@ -35,6 +35,10 @@ def restart(service: str) -> str:
     return f"systemctl restart {q(service)}"
 
 
+def stop(service: str) -> str:
+    return f"systemctl stop {q(service)}"
+
+
 def enable(service: str) -> str:
     return f"systemctl enable --quiet {q(service)}"
 

@@ -21,6 +21,10 @@ def restart(service: str) -> str:
     return f"service {q(service)} restart"
 
 
+def stop(service: str) -> str:
+    return f"service {q(service)} stop"
+
+
 def enable(service: str) -> str:
     return f"update-rc.d {q(service)} defaults"
 

@@ -26,6 +26,12 @@ def restart(service: str) -> str:
     return f"{{ restart {s} 2>/dev/null || start {s}; }}"
 
 
+def stop(service: str) -> str:
+    # `stop` on a stopped job fails with "Unknown instance": it is stopped all the same.
+    s = q(service)
+    return f"{{ stop {s} 2>/dev/null || ! status {s} 2>/dev/null | grep -q start/; }}"
+
+
 def enable(service: str) -> str:
     return f"rm -f /etc/init/{q(service)}.override"
 

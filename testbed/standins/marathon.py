@@ -9,7 +9,8 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
   standby holds a request up to 2.75 s, then 503 "Could not determine the current leader";
   a leader that refuses the connection: 503 (1.4) / 502 (1.6) "Connection to leader refused.",
   that times out: 504 (Jetty's HTML error pages). The leader exits as soon as its ZooKeeper
-  connection is suspended (Curator's LeaderLatch loses leadership, Marathon then terminates);
+  connection is suspended (Curator's LeaderLatch loses leadership, Marathon then terminates),
+  having ended its session as soon as it got through to a server again;
 - apps, the framework id and Marathon's own record of each task (its app, the version it was
   launched with, its agent and state) live in ZooKeeper (`<zk path>/state/...`), so they
   survive a leader change. The records change on status updates and on reconciliation with
@@ -27,14 +28,26 @@ Kept from the real Marathon, because the tutorial and the project's checks rely 
   deployments' ids while one touches the app, unless ?force=true overrides it;
 - a restart or config change replaces the tasks (new ones first, then the old ones go, as the
   default upgradeStrategy 1/1 does); each task keeps the version it was launched with;
-- a task that ends is started again (backoffSeconds x backoffFactor^n after failures).
+- a task that ends is started again (backoffSeconds x backoffFactor^n after failures);
+- `--http_credentials user:password`: every request without them (or with others) gets Jetty's
+  401 "Unauthorized" page and `WWW-Authenticate: basic realm="<--http_realm, Mesosphere>"`, as
+  chaos' BasicAuthenticator answers; a value that is not user:password is logged and ignored;
+- `--mesos_authentication` (needs `--mesos_authentication_principal`): it authenticates to each
+  new Mesos leader with the secret of `--mesos_authentication_secret_file` (read whole, a
+  newline included) before it registers; a master that refuses the authentication or the
+  registration ("Framework at ... is not authenticated") makes it exit 137 after "Committing
+  suicide!", as MarathonScheduler.error does.
 Dropped: offers (it asks the master to launch on an agent with room: `/standin/launch`), health
 checks, readiness checks, dependencies between apps, pods, events, the web UI (a trivial page).
 Deployments live in the leader's memory only: a new leader starts with none.
 """
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
+import re
 import shlex
 import socket
 import sys
@@ -114,6 +127,9 @@ def load_flags(argv, version=VERSION):
             f[name] = value
     if not f["master"]:
         raise flagslib.FlagError("[scallop] Error: Required option 'master' not found")
+    if f["mesos_authentication"] and not f["mesos_authentication_principal"]:
+        raise flagslib.FlagError("[scallop] Error: When specifying 'mesos_authentication', you "
+                                 "must also specify 'mesos_authentication_principal'")
     try:
         zklib.parse_zk_url(f["zk"])
     except zklib.ZkUrlError as e:
@@ -145,6 +161,9 @@ class Marathon:
         self.windows = {}               # machine key -> unavailability (maintenance_mode)
         self.stopping = False
         self.rejoin = False             # a standby whose session expired stands again
+        self.http_auth = _http_credentials(flags["http_credentials"])
+        self.pid = f"scheduler-{uuid.uuid4()}@{flags['hostname']}"   # the driver's libprocess pid
+        self.authenticated_with = None  # the Mesos leader (its id) it authenticated to
 
     # ---- ZooKeeper: election and state -------------------------------------------------
     def start(self):
@@ -169,8 +188,8 @@ class Marathon:
         if state in ("SUSPENDED", "LOST") and self.elected and not self.stopping:
             # Curator's LeaderLatch gives up leadership as soon as the connection is suspended,
             # and Marathon exits when it loses leadership ("Terminating after loss of
-            # leadership"); systemd restarts it. Its candidate node stays until the session
-            # expires, unless the client got through to another server in the meantime.
+            # leadership"); systemd restarts it. On its way out it closes the latch and the
+            # client, which end its session once the client is connected again: see below.
             log.critical("Lost leadership (ZooKeeper connection %s); exiting", state.lower())
             self.elected = False
             threading.Thread(target=self._exit_after_abdication, daemon=True).start()
@@ -183,6 +202,20 @@ class Marathon:
             self.rejoin = False
             # Listeners must not block kazoo's event thread: do the ZooKeeper calls elsewhere.
             threading.Thread(target=self._stand_again, daemon=True).start()
+
+    def _abdicate(self):
+        """DELETE /v2/leader on the leader (a standby proxies it here): LeaderResource answers,
+        then the election service abdicates and Marathon exits (systemd starts it again). Its
+        ZooKeeper client is connected, so its candidate node goes at once and a standby wins."""
+        log.info("Abdicating leadership on request")
+        self.elected = False
+        self.stopping = True        # no reaction to the session closing below
+
+        def later():
+            time.sleep(0.2)         # the answer goes out first
+            self._exit_after_abdication()
+        threading.Thread(target=later, daemon=True).start()
+        return Response(200, {"message": "Leadership abdicated"})
 
     def _exit_after_abdication(self):
         """Marathon's shutdown hooks abdicate and close the ZooKeeper client, then the JVM
@@ -277,11 +310,17 @@ class Marathon:
             log.info("Mesos leader is %s", leader["pid"])
             self.mesos = leader
         url = detector.url(leader)
+        if self.flags["mesos_authentication"] and self.authenticated_with != leader.get("id"):
+            self._authenticate(url)
+            self.authenticated_with = leader.get("id")
         status, reply, _ = common.call("POST", url + "/standin/register_framework", {
+            "pid": self.pid, "principal": self.flags["mesos_authentication_principal"],
             "framework_id": self.framework_id, "name": self.flags["framework_name"],
             "hostname": self.flags["hostname"], "failover_timeout": self.flags[
                 "failover_timeout"], "webui_url": f"http://{self.me}",
             "capabilities": [{"type": "PARTITION_AWARE"}]})
+        if status == 403:
+            self._error(reply.get("message", ""))
         if status != 200:
             return
         if reply["framework_id"] != self.framework_id:
@@ -312,6 +351,35 @@ class Marathon:
             self.windows = windows
             self._scale(url)
             self._advance_deployments()
+
+    def _authenticate(self, url):
+        """The scheduler driver's CRAM-MD5 with the master (sched.cpp): a refusal is an
+        error, and MarathonScheduler.error ends Marathon."""
+        principal = self.flags["mesos_authentication_principal"]
+        secret_file = self.flags["mesos_authentication_secret_file"]
+        secret = b""       # the secret is optional: the principal alone
+        if secret_file:
+            with open(secret_file, "rb") as fh:
+                secret = fh.read()
+        log.info("Authenticating with master %s", self.mesos["pid"])
+        _, reply, _ = common.call("POST", url + "/standin/authenticate",
+                                  {"pid": self.pid, "principal": principal})
+        answer = hmac.new(secret, reply["challenge"].encode(), hashlib.md5).hexdigest()
+        _, reply, _ = common.call("POST", url + "/standin/authenticate",
+                                  {"pid": self.pid, "principal": principal, "response": answer})
+        if not reply.get("authenticated"):
+            log.error("Master %s refused authentication", self.mesos["pid"])
+            self._error("Master refused authentication")
+        log.info("Successfully authenticated with master %s", self.mesos["pid"])
+
+    def _error(self, message):
+        log.warning("Error: %s\nIn case Mesos does not allow registration with the current "
+                    "frameworkId, delete the ZooKeeper Node: %s/state/framework:id\nCAUTION: "
+                    "if you remove this node, all tasks started with the current frameworkId "
+                    "will be orphaned!", message, self.path)
+        log.error("Committing suicide!")
+        logging.shutdown()
+        os._exit(137)
 
     def _observe(self, state, fetched_at):
         """The master's state: which agents are active, and reconciliation of our tasks."""
@@ -562,15 +630,23 @@ class Marathon:
                 "version": t["version"], "ipAddresses": [], "healthCheckResults": []}
 
     def handle(self, req):
+        if self.http_auth and _basic_auth(req) != self.http_auth:
+            # Jetty's BasicAuthenticator, in front of every path, /ping too.
+            resp = _jetty_error(401, "Unauthorized", req.path)
+            realm = self.flags["http_realm"] or "Mesosphere"
+            resp.headers["WWW-Authenticate"] = f'basic realm="{realm}"'
+            return resp
         p = req.path.rstrip("/") or "/"
         if p == "/ping":
             return Response(200, "pong\n", content_type="text/plain")
-        if p == "/v2/leader":
+        if p == "/v2/leader" and req.method == "GET":
             if not self.leader:
                 return Response(404, {"message": "There is no leader"})
             return Response(200, {"leader": self.leader})
         if not self.elected:
             return self._proxy(req)
+        if p == "/v2/leader" and req.method == "DELETE":
+            return self._abdicate()
         with self.lock:
             resp = self._route(req, p)
         resp.headers["X-Marathon-Leader"] = f"http://{self.me}"
@@ -890,6 +966,31 @@ class _ZkTasks:
             m.zk.delete(f"{m.path}/state/tasks/{task_id}")
         except NoNodeError:
             pass
+
+
+def _http_credentials(value):
+    """chaos' `(.+):(.+)` on --http_credentials: (user, password), or None (no auth) with the
+    error it logs for anything else."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"(.+):(.+)", value, re.S)
+    if not match:
+        log.error("The HTTP credentials must be specified in the form of 'user:password'.")
+        return None
+    return match.group(1), match.group(2)
+
+
+def _basic_auth(req):
+    """(user, password) of a request's `Authorization: Basic ...`, as Jetty decodes it."""
+    method, _, value = req.headers.get("Authorization", "").strip().partition(" ")
+    if method.lower() != "basic":
+        return None
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode("iso-8859-1")
+    except ValueError:
+        return None
+    user, sep, password = text.partition(":")
+    return (user, password) if sep else None
 
 
 def _version_at_least(version, major, minor):

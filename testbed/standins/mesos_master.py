@@ -23,12 +23,19 @@ What it keeps from the real master, because the project's tasks and runbooks dep
   also without the /master prefix; an agent on a DOWN machine is refused ("Machine is `DOWN`")
   and shuts down. The schedule and the DOWN machines survive a failover, as in the real
   registry: the leader keeps them in the znode `<zk path>/standin_registry`.
-What it drops: offers, the allocator, authentication, the registry's agent list (agents simply
+- framework authentication: `--credentials` read as the real master reads it (JSON, or the
+  deprecated `principal secret` lines; the same fatal errors), and with
+  `--authenticate_frameworks` a framework that did not authenticate is refused ("Framework at
+  ... is not authenticated"); authentication is a challenge and an HMAC-MD5 of it keyed with
+  the secret, as CRAM-MD5 (`/standin/authenticate`), so the secret never travels.
+What it drops: offers, the allocator, agent and HTTP authentication, the registry's agent list (agents simply
 re-register with each new leader, as they do after a real failover).
 Agents and frameworks talk to it through `/standin/*` (test equipment only); status updates
 for a framework queue up until it fetches them (`/standin/updates`), as acknowledged updates.
 """
 import collections
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -114,6 +121,39 @@ def load_flags(argv, environ=None):
     return f
 
 
+def load_credentials(path):
+    """principal -> secret from `--credentials` (credentials.hpp of Mesos 1.4): JSON
+    {"credentials": [{"principal", "secret"}]}, else `principal secret` lines."""
+    path = path[len("file://"):] if path.startswith("file://") else path
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as e:
+        raise flagslib.FlagError(f"Failed to read credentials file '{path}': {e.strerror} "
+                                 "(see --credentials flag)") from None
+    if not text:
+        raise flagslib.FlagError("Credentials file must contain at least one credential "
+                                 "(see --credentials flag)")
+    if os.stat(path).st_mode & 0o007:
+        log.warning("Permissions on credentials file '%s' are too open; it is recommended "
+                    "that your credentials file is NOT accessible by others", path)
+    try:
+        parsed = json.loads(text)
+        return {c["principal"]: c.get("secret", "") for c in parsed["credentials"]}
+    except (ValueError, KeyError, TypeError):
+        pass
+    credentials = {}
+    for line in text.split("\n"):
+        if not line:
+            continue
+        pair = line.split()
+        if len(pair) != 2:
+            raise flagslib.FlagError(f"Invalid credential format at line "
+                                     f"{len(credentials) + 1} (see --credentials flag)")
+        credentials[pair[0]] = pair[1]
+    return credentials
+
+
 def _ip_as_uint32(ip):
     # MasterInfo.ip is the address in network byte order read as a host integer.
     return struct.unpack("<I", socket.inet_aton(ip))[0]
@@ -133,6 +173,9 @@ class Master:
             "address": {"ip": self.ip, "port": self.port, "hostname": self.hostname},
         }
         self.lock = threading.RLock()
+        self.credentials = load_credentials(flags["credentials"]) if flags["credentials"] else {}
+        self.challenges = {}        # scheduler pid -> (principal, challenge) being answered
+        self.authenticated = {}     # scheduler pid -> its principal
         self.leader = None          # MasterInfo of the leader (self.info when elected)
         self.elected_time = None
         self.recovered = False      # the registrar (leader only)
@@ -634,13 +677,54 @@ class Master:
             agent["last_seen"] = min(agent["last_seen"], time.time() - AGENT_INACTIVE_AFTER)
         return Response(200, {})
 
+    def _authenticate(self, body):
+        """CRAM-MD5's exchange, in two calls: a challenge for the principal, then the HMAC-MD5
+        of it keyed with the secret. Without the principal in --credentials, or with the
+        wrong answer: refused."""
+        pid, principal = body.get("pid", ""), body.get("principal", "")
+        if "response" not in body:
+            log.info("Authenticating %s", pid)
+            self.authenticated.pop(pid, None)
+            challenge = uuid.uuid4().hex
+            self.challenges[pid] = (principal, challenge)
+            return Response(200, {"challenge": challenge})
+        asked, challenge = self.challenges.pop(pid, ("", ""))
+        secret = self.credentials.get(principal)
+        expected = secret is not None and hmac.new(
+            secret.encode(), challenge.encode(), hashlib.md5).hexdigest()
+        if asked != principal or not challenge or not hmac.compare_digest(
+                str(expected), str(body["response"])):
+            log.warning("Failed to authenticate %s: Refused authentication", pid)
+            return Response(200, {"authenticated": False})
+        log.info("Successfully authenticated principal '%s' at %s", principal, pid)
+        self.authenticated[pid] = principal
+        return Response(200, {"authenticated": True})
+
+    def _framework_refused(self, body):
+        """Master::validateFrameworkAuthentication: why the master refuses this framework."""
+        pid = body.get("pid", "")
+        if self.flags["authenticate_frameworks"] and pid not in self.authenticated:
+            return f"Framework at {pid} is not authenticated"
+        principal = body.get("principal")
+        if principal and pid in self.authenticated and self.authenticated[pid] != principal:
+            return (f"Framework principal '{principal}' does not match authenticated "
+                    f"principal '{self.authenticated[pid]}'")
+        return ""
+
     def _register_framework(self, body):
+        refused = self._framework_refused(body)
+        if refused:
+            log.info("Refusing subscription of framework '%s' at %s: %s", body.get("name", ""),
+                     body.get("pid", ""), refused)
+            # The FrameworkErrorMessage the scheduler driver gets.
+            return Response(403, {"message": refused})
         fid = body.get("framework_id")
         if not fid:
             fid = f"{self.id}-{self.next_framework:04d}"
             self.next_framework += 1
             log.info("Registered framework %s (%s)", fid, body.get("name"))
         fw = self._framework(fid, body.get("name", ""), hostname=body.get("hostname"),
+                             principal=self.authenticated.get(body.get("pid", "")),
                              webui_url=body.get("webui_url"),
                              failover_timeout=body.get("failover_timeout"),
                              capabilities=body.get("capabilities"))
@@ -728,7 +812,14 @@ def main(argv=None):
         print(f"mesos {VERSION}")
         return 0
     common.setup_logging(PROG, flags["log_dir"])
-    master = Master(flags)
+    try:
+        master = Master(flags)
+    except flagslib.FlagError as e:
+        log.critical("%s", e)       # EXIT(EXIT_FAILURE) in Master::initialize
+        return 1
+    log.info("Master only allowing authenticated frameworks to register"
+             if flags["authenticate_frameworks"] else
+             "Master allowing unauthenticated frameworks to register")
     os.makedirs(flags["work_dir"] or ".", exist_ok=True)
     try:
         server = common.serve(master.ip, master.port, master.handle, "mesos-master")

@@ -26,12 +26,20 @@ MASTERS = ("master1", "master2", "master3")
 SLAVES = ("slave1", "slave2", "slave3")
 
 
-def fab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run the operator's `bin/fab` command line on the testbed's inventory; output is echoed
-    for CI logs."""
-    env = dict(os.environ, FABRIC_INVENTORY=str(tb_config.INVENTORY))
+FAB = str(ROOT / "bin" / "fab")
+
+
+def fab_env(inventory: Path | None = None, **env: str) -> dict:
+    """The environment of a `fab` run on `inventory` (default: the testbed's own)."""
+    return dict(os.environ, FABRIC_INVENTORY=str(inventory or tb_config.INVENTORY), **env)
+
+
+def fab(*args: str, timeout: float = 900, inventory: Path | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the operator's `bin/fab` command line on the testbed's inventory (or `inventory`,
+    with `env` added); output is echoed for CI logs."""
     started = time.monotonic()
-    proc = subprocess.run([str(ROOT / "bin" / "fab"), *args], cwd=ROOT, env=env,
+    proc = subprocess.run([FAB, *args], cwd=ROOT, env=fab_env(inventory, **(env or {})),
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     print(f"$ fab {' '.join(args)}  (exit {proc.returncode}, {time.monotonic() - started:.1f} s)")
     print(proc.stdout[-6000:], proc.stderr[-3000:], sep="\n")

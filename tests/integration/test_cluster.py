@@ -32,7 +32,9 @@ def assert_tutorial_files() -> None:
         zoo = cat(m, "/etc/zookeeper/conf/zoo.cfg").splitlines()
         assert [l for l in zoo if l.startswith("server.")] == servers
         assert "dataDir=/var/lib/zookeeper" in zoo and "admin.enableServer=false" in zoo
-        assert "4lw.commands.whitelist=ruok,srvr,stat,mntr" in zoo
+        assert "4lw.commands.whitelist=srvr,mntr" in zoo
+        assert f"clientPortAddress={ip(m)}" in zoo
+        assert "autopurge.snapRetainCount=3" in zoo and "autopurge.purgeInterval=24" in zoo
         assert cat(m, "/etc/mesos-master/quorum") == "2\n"
         assert cat(m, "/etc/mesos-master/ip") == ip(m) + "\n"
         assert cat(m, "/etc/mesos-master/hostname") == ip(m) + "\n"
@@ -142,13 +144,19 @@ def test_dry_run_of_a_drifted_zoo_cfg_shows_the_restart_the_run_then_does():
     assert "-tickTime=3000\n+tickTime=2000\n" in dry.stdout
     planned = planned_changes(dry.stdout)
     assert ("write-zoo-cfg", "write /etc/zookeeper/conf/zoo.cfg") in planned
-    assert ("start-services", "restart zookeeper (configuration changed)") in planned
+    assert ("start-services", "restart zookeeper (marked for a restart)") in planned
     assert cat("master2", "/etc/zookeeper/conf/zoo.cfg").count("tickTime=3000") == 1, \
         "the dry run changed nothing"
 
+    # ZooKeeper serves on master2: its restart is gated (from the control machine).
+    assert [c for c in planned if c[0] == "wait-zookeeper"] == [(
+        "wait-zookeeper", "wait until ZooKeeper on master2 leader or follower again, and the "
+        "leader's zk_synced_followers = 2")]
+
     real = fab("-H", "master2", "master")
     assert real.returncode == 0
-    assert applied_changes(real.stdout) == planned
+    assert applied_changes(real.stdout) == [c for c in planned if c[0] != "wait-zookeeper"]
+    assert re.search(r"^master2 wait-zookeeper ok$", real.stdout, re.M)
     assert "tickTime=2000" in cat("master2", "/etc/zookeeper/conf/zoo.cfg").splitlines()
     after = {key: service_start(*key) for key in before}
     restarted = [(m, s) for (m, s) in before if after[(m, s)] != before[(m, s)]
@@ -263,9 +271,11 @@ def test_marathon_1_6_is_configured_through_etc_default():
     result = fab("cluster")
     assert result.returncode == 0
     for m in MASTERS:
-        assert cat(m, "/etc/default/marathon").splitlines()[1:] == [
-            f"MARATHON_MASTER={zk_url('/mesos')}", f"MARATHON_ZK={zk_url('/marathon')}",
-            f"MARATHON_HOSTNAME={ip(m)}"]
+        block = cat(m, "/etc/default/marathon").splitlines()
+        assert block[0].startswith("# BEGIN mesos-fab") and block[-1] == "# END mesos-fab"
+        assert block[1:-1] == [
+            f"MARATHON_HOSTNAME={ip(m)}", f"MARATHON_MASTER={zk_url('/mesos')}",
+            f"MARATHON_ZK={zk_url('/marathon')}"]
         # The tutorial's conf dir is not written: Marathon 1.5+ would ignore it.
         assert tb.ssh(m, "test -e /etc/marathon/conf").returncode != 0
     assert_cluster_healthy()

@@ -9,12 +9,11 @@ import grp
 import os
 import pwd
 import shutil
-import socket
 import subprocess
-import threading
 
 import pytest
 
+from tests.unit.gpg_keys import new_key
 from tasks import facts, shell
 from tasks.facts import FactError, File, Service, Snapshot, UnknownFact
 
@@ -103,42 +102,13 @@ def test_service_fact_of_a_service_that_is_not_there():
     assert got == {facts.service("no-such-service-here"): None}
 
 
-def test_zookeeper_mode_against_a_local_server():
-    """The `srvr` probe against a one-shot server on 127.0.0.1 that answers as a follower."""
-    if not shutil.which("bash"):
-        pytest.skip("bash is not installed")
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    port = srv.getsockname()[1]
-
-    def serve():
-        conn, _ = srv.accept()
-        with conn:
-            conn.recv(64)
-            conn.sendall(b"Zookeeper version: 3.8.0\nLatency min/avg/max: 0/0/0\nMode: follower\n")
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        assert gather([facts.zookeeper_mode(port)]) == {facts.zookeeper_mode(port): "follower"}
-    finally:
-        srv.close()
-    assert gather([facts.zookeeper_mode(port)]) == {facts.zookeeper_mode(port): ""}, \
-        "nothing listens: not serving"
-
-
 def test_keyring_fingerprints_with_real_gpg(tmp_path):
     if not shutil.which("gpg"):
         pytest.skip("gpg is not installed")
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet"]
-    subprocess.run(gpg + ["--passphrase", "", "--quick-gen-key", "test@example.org", "ed25519",
-                          "sign", "never"], check=True, capture_output=True)
-    colons = subprocess.run(gpg + ["--with-colons", "--fingerprint"], capture_output=True,
-                            text=True, check=True).stdout
-    fpr = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr:"))
+    fpr, armored = new_key(tmp_path, "test")
     keyring = tmp_path / "k.gpg"
-    keyring.write_bytes(subprocess.run(gpg + ["--export"], capture_output=True, check=True).stdout)
+    keyring.write_bytes(subprocess.run(["gpg", "--dearmor"], input=armored, capture_output=True,
+                                       check=True).stdout)
     got = gather([facts.keyring(str(keyring)), facts.keyring(str(tmp_path / "none.gpg"))])
     assert got == {facts.keyring(str(keyring)): {fpr},
                    facts.keyring(str(tmp_path / "none.gpg")): frozenset()}

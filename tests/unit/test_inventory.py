@@ -75,7 +75,7 @@ VALID = {
 zk_port = 2182
 repo_suite=trusty
 repo_url = https://mirror.example.org/{distro}-{codename}
-repo_key_id = 0x1234abcd
+repo_key_id = 0x81026d0004c44cf7ef55adf8df7d54cbe56151bf
 slave_packages = mesos=1.1.0-2.0.107.ubuntu1404 docker.io
 [masters:vars]
 repo_component = masters
@@ -97,7 +97,7 @@ repo_keyserver = hkp://keyserver.ubuntu.com:80
         "slaves.0.settings.zk_port": 2182,
         "slaves.0.settings.zk_mesos_path": "/prod/mesos",   # describes masters: same everywhere
         "slaves.0.settings.marathon_config_style": "env",
-        "settings.repo_key_id": "1234ABCD",
+        "settings.repo_key_id": "81026D0004C44CF7EF55ADF8DF7D54CBE56151BF",
         "slaves.1.settings.slave_packages": ("mesos=1.1.0-2.0.107.ubuntu1404", "docker.io"),
         "settings.repo_url": "https://mirror.example.org/{distro}-{codename}",
     }),
@@ -328,6 +328,8 @@ INVALID = {
     "url with space": vars_case("repo_url = http://repos.mesosphere.io/ ubuntu"),
     "url with backtick": vars_case("repo_key_url = http://x.example/`id`"),
     "bad key id": vars_case("repo_key_id = E56151B"),
+    "short key id": vars_case("repo_key_id = E56151BF"),
+    "long key id": vars_case("repo_key_id = DF7D54CBE56151BF"),
     "bad keyserver": vars_case("repo_keyserver = key_server.example"),
     "bad package name": vars_case("master_packages = Mesos"),
     "bad package version": vars_case("slave_packages = mesos=latest"),
@@ -335,6 +337,9 @@ INVALID = {
     "empty packages": vars_case("slave_packages ="),
     "bad style": vars_case("marathon_config_style = yaml"),
     "bad bool": vars_case("allow_even_masters = maybe"),
+    "snapshots below 3": vars_case("zk_snap_retain_count = 2"),
+    "purge interval in days": vars_case("zk_purge_interval = 1d"),
+    "gate timeout zero": vars_case("gate_timeout = 0"),
     "znode no slash": vars_case("zk_mesos_path = mesos"),
     "znode trailing slash": vars_case("zk_mesos_path = /mesos/"),
     "znode dotdot": vars_case("zk_marathon_path = /a/../b"),
@@ -370,7 +375,11 @@ VARS_MESSAGES = {
     "url with space": "repo_url: 'http://repos.mesosphere.io/ ubuntu' contains a space",
     "url with backtick": "repo_key_url: 'http://x.example/`id`' contains a backtick",
     "url with bad port": "repo_url: 'http://mirror.example:99999/' has a malformed port",
-    "bad key id": "repo_key_id: 'E56151B' is not a key id (8, 16 or 40 hex digits)",
+    "bad key id": "repo_key_id: 'E56151B' is not a full fingerprint: give all 40 hex digits",
+    "short key id": "repo_key_id: 'E56151BF' is not a full fingerprint: give all 40 hex "
+                    "digits, as `gpg --with-colons --fingerprint` prints them (an 8- or "
+                    "16-digit key id can be matched by a key made to collide with it)",
+    "long key id": "repo_key_id: 'DF7D54CBE56151BF' is not a full fingerprint",
     "bad keyserver": "repo_keyserver: 'key_server.example' is not a keyserver",
     "bad package name": "master_packages: 'Mesos' is not a Debian package name",
     "bad package version": "slave_packages: 'latest' is not a Debian version",
@@ -378,6 +387,10 @@ VARS_MESSAGES = {
     "empty packages": "slave_packages: at least one package is required",
     "bad style": "marathon_config_style: 'yaml' is not one of auto, conf-dir, env",
     "bad bool": "allow_even_masters: 'maybe' is not a boolean",
+    "snapshots below 3": "zk_snap_retain_count: '2' is not a snapshot count ZooKeeper keeps "
+                         "(an integer, 3 or more)",
+    "purge interval in days": "zk_purge_interval: '1d' is not a number of hours",
+    "gate timeout zero": "gate_timeout: '0' is not a number of seconds",
     "znode no slash": "zk_mesos_path: 'mesos' is not a ZooKeeper path",
     "znode trailing slash": "zk_mesos_path: '/mesos/' is not a ZooKeeper path",
     "znode dotdot": "zk_marathon_path: '/a/../b' is not a ZooKeeper path",
@@ -511,3 +524,65 @@ def test_ssh_user_and_port_in_vars_are_defaults_that_host_lines_override():
     m1, m2, _ = cluster.masters
     assert (m1.ssh_user, m1.ssh_port) == ("root", 2200)
     assert (m2.ssh_user, m2.ssh_port) == ("ops", 22)
+
+
+# --- secrets: files on the machine that runs fab, checked before anything is done ----------------
+
+def secret_inventory(tmp_path, content: str, mode: int = 0o600, setting="marathon_credentials_file"):
+    secret = tmp_path / "marathon.cred"
+    secret.write_text(content)
+    secret.chmod(mode)
+    path = tmp_path / "hosts.ini"
+    path.write_text(TUTORIAL + f"[masters:vars]\n{setting} = marathon.cred\n")
+    return path
+
+
+def test_a_credentials_file_is_read_and_its_value_never_shown(tmp_path):
+    cluster = inventory.load(secret_inventory(tmp_path, "ops:s3cret-pw\n"))
+    secret = cluster.settings.marathon_credentials_file
+    assert secret.path == str(tmp_path / "marathon.cred") and secret.value == "ops:s3cret-pw"
+    assert cluster.settings.marathon_auth == ("ops", "s3cret-pw")
+    assert cluster.slaves[0].settings.marathon_auth == ("ops", "s3cret-pw"), "every host sees it"
+    assert "s3cret" not in repr(cluster) and "s3cret" not in repr(cluster.settings)
+
+
+@pytest.mark.parametrize("content, mode, message", [
+    ("ops:pw\n", 0o644, "can be read by other users (mode 0644): `chmod 600 "),
+    ("ops:pw\n", 0o640, "can be read by other users (mode 0640)"),
+    ("ops\n", 0o600, "must hold user:password (one colon, neither part empty)"),
+    ("ops:pw:more\n", 0o600, "must hold user:password"),
+    (":pw\n", 0o600, "must hold user:password"),
+    ("ops:pw\nmore\n", 0o600, "must hold one line: the secret"),
+    ("", 0o600, "must hold one line: the secret"),
+    ("ops:p w\n", 0o600, "the secret may hold only letters, digits"),
+    ("ops:p$w\n", 0o600, "the secret may hold only letters, digits"),
+])
+def test_a_bad_credentials_file_is_refused_naming_the_inventory_line(tmp_path, content, mode,
+                                                                     message):
+    path = secret_inventory(tmp_path, content, mode)
+    with pytest.raises(InventoryError) as exc:
+        inventory.load(path)
+    text = str(exc.value)
+    line = TUTORIAL.count("\n") + 2
+    assert text.startswith(f"{path}:{line}: marathon_credentials_file: ")
+    assert message in text
+    assert "pw" not in text.split(": ", 2)[2].replace("password", ""), "no secret in the error"
+
+
+def test_a_missing_secret_file_is_refused(tmp_path):
+    path = tmp_path / "hosts.ini"
+    path.write_text(TUTORIAL + "[masters:vars]\nmesos_framework_secret_file = nowhere\n")
+    with pytest.raises(InventoryError, match=rf"hosts.ini:{TUTORIAL.count(chr(10)) + 2}: "
+                                             r"mesos_framework_secret_file: .*/nowhere: no such file"):
+        inventory.load(path)
+
+
+def test_the_four_letter_words_must_include_the_tools_own():
+    for raw, message in [("srvr,cons", "the tool needs mntr"),
+                         ("srvr,mntr,evil", "unknown four-letter"),
+                         ("", "the tool needs srvr, mntr")]:
+        with pytest.raises(InventoryError, match=message):
+            inventory.parse(TUTORIAL + f"[all:vars]\nzk_four_letter_words = {raw}\n")
+    cluster = inventory.parse(TUTORIAL + "[all:vars]\n"
+                              "zk_four_letter_words = srvr, mntr, ruok\n")
+    assert cluster.settings.zk_four_letter_words == ("srvr", "mntr", "ruok")

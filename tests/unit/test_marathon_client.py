@@ -78,8 +78,8 @@ def test_deployments_and_queue(fake):
     ("/v2/apps?embed=apps.tasks&embed=apps.lastTaskFailure", "apps", {"apps": {"id": "/x"}},
      "GET /v2/apps on {url}: apps: expected a JSON list, got {\"id\": \"/x\"}"),
     ("/v2/deployments", "deployments", [{"id": "d"}, 7],
-     "GET /v2/deployments[1]: expected a JSON object, got 7"),
-    ("/v2/leader", "leader", {"leader": 8080}, "GET /v2/leader on {url}: leader: expected a string"),
+     "GET /v2/deployments on {url}: [1]: expected a JSON object, got 7"),
+    ("/v2/leader", "leader", {"leader": 8080}, "GET /v2/leader on {url}: leader: expected a name"),
     ("/v2/queue", "queue", [], "GET /v2/queue on {url}: expected a JSON object, got []"),
 ])
 def test_wrong_types_are_one_clear_line(fake, path, method, body, words):
@@ -112,7 +112,7 @@ def test_an_unreachable_master_is_skipped_and_the_answering_one_asked_first(fake
     assert m.leader() == "192.0.2.2:8080"
     assert m.leader() == "192.0.2.2:8080"
     assert logs == [f"marathon: GET /v2/leader: skipping {closed_url}: cannot connect: "
-                    "[Errno 111] Connection refused"]
+                    "Connection refused"]
     assert m.endpoints == [fake.url, closed_url]
 
 
@@ -136,7 +136,7 @@ def test_no_master_answering_is_one_line_naming_each(fakes, closed_url):
         client(closed_url, no_leader.url).leader()
     assert str(e.value) == (
         f"no Marathon master answered GET /v2/leader: {closed_url}: cannot connect: "
-        f"[Errno 111] Connection refused; {no_leader.url}: HTTP 502 Could not determine "
+        f"Connection refused; {no_leader.url}: HTTP 502 Could not determine "
         "the current leader")
 
 
@@ -199,6 +199,21 @@ def test_for_cluster_has_one_endpoint_per_master():
                               "[masters:vars]\nmarathon_port = 8081\n")
     assert Marathon.for_cluster(cluster).endpoints == [
         "http://192.0.2.1:8081", "http://192.0.2.2:8081", "http://192.0.2.3:8081"]
+
+
+def test_every_client_of_the_inventory_carries_its_scheme_credentials_and_ca(tmp_path):
+    """Marathon.for_masters is how deploy-app, the app tasks, cluster-status and the gates all
+    reach Marathon: the inventory's https, credentials file and CA bundle are on each."""
+    (tmp_path / "cred").write_text("ops:s3cret\n")
+    (tmp_path / "cred").chmod(0o600)
+    (tmp_path / "hosts.ini").write_text(
+        "[masters]\nm1 ip=192.0.2.1 myid=1\n[all:vars]\nmarathon_scheme = https\n"
+        "marathon_port = 8443\nmarathon_credentials_file = cred\nca_bundle = ca.pem\n")
+    cluster = inventory.load(tmp_path / "hosts.ini")
+    with Marathon.for_cluster(cluster) as m:
+        assert m.endpoints == ["https://192.0.2.1:8443"]
+        assert m.http.session.auth == ("ops", "s3cret")
+        assert m.http.session.verify == str(tmp_path / "ca.pem")
 
 
 # --- credentials and TLS --------------------------------------------------------------------

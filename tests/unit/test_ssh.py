@@ -151,3 +151,20 @@ def test_unreachable_host_is_one_line(tmp_path):
 def test_unknown_policy_is_refused():
     with pytest.raises(ssh.SshError, match="not one of strict, accept-new"):
         ssh.connect("127.0.0.1", 22, "root", Config(), policy="yes")
+
+
+def test_a_host_known_by_another_key_type_is_refused_even_with_accept_new(server, tmp_path):
+    """The host offers an ECDSA key; known_hosts knows it by an ed25519 key only: a new type
+    for a known host is treated as a changed key (stricter than OpenSSH's accept-new, which
+    would record it: a MITM could show the one type it has), and nothing is recorded."""
+    ed25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICnk1LtPQAXdOOFlfmZ6RGQai4HBl6aDG/hM9Y/sTjCr"
+    known = f"[127.0.0.1]:{server['port']} {ed25519}\n"
+    conn, known_file = _conn(server, tmp_path, policy="accept-new", known=known)
+    with pytest.raises(ssh.SshError) as exc:
+        ssh.open_verified(conn)
+    text = str(exc.value)
+    assert text.startswith(f"HOST KEY CHANGED for [127.0.0.1]:{server['port']}: known ssh-ed25519 "
+                           "SHA256:")
+    assert f"offered {server['key'].get_name()} {ssh.fingerprint(server['key'])}" in text
+    assert known_file.read_text() == known, "nothing recorded"
+    assert server["commands"] == []

@@ -161,3 +161,21 @@ def _running(api, app="hello2"):
     tasks = get(f"{api}/{app}")["app"]["tasks"]
     running = [t for t in tasks if t["state"] == "TASK_RUNNING"]
     return running[0] if running else None
+
+
+def test_the_leader_abdicates_on_request_and_a_standby_takes_over_at_once(cluster):
+    """DELETE /v2/leader, sent to a standby, is proxied to the leader, which answers, then
+    leaves the election (its node goes with its session) and exits; a standby leads within
+    a second or two, not after a session timeout."""
+    procs, _ = cluster
+    alive = [ip for ip in MASTERS if procs[f"marathon {ip}"].alive()]   # a test killed one
+    leader = wait(lambda: get(f"http://{alive[0]}:8080/v2/leader").get("leader"))
+    standby = next(ip for ip in alive if f"{ip}:8080" != leader)
+    status, body, _ = common.call("DELETE", f"http://{standby}:8080/v2/leader")
+    assert (status, body) == (200, {"message": "Leadership abdicated"})
+    started = time.monotonic()
+    wait(lambda: not procs[f"marathon {leader.split(':')[0]}"].alive(), timeout=10)
+    new = wait(lambda: (lambda named: named not in (None, leader) and named)(
+        get(f"http://{standby}:8080/v2/leader").get("leader")), timeout=10)
+    assert time.monotonic() - started < 5, "a standby took over only after a session timeout"
+    assert get(f"http://{new}/v2/leader") == {"leader": new}

@@ -201,6 +201,24 @@ def test_the_leader_exits_when_its_zookeeper_connection_is_suspended(cluster):
     assert [t["state"] for t in tasks(c, "/drained")] == ["TASK_RUNNING"]   # kept its task
 
 
+def test_a_leader_cut_off_by_a_zookeeper_restart_ends_its_session_and_a_standby_leads_at_once(
+        cluster):
+    """The server restarts (its sessions survive): the leader, suspended, exits, but only after
+    ending its session once connected again, so a standby leads within a second or two of
+    ZooKeeper serving again, not after the 10 s session timeout."""
+    c = cluster
+    leader = wait(lambda: (c.api("/v2/leader") or {}).get("leader")).split(":")[0]
+    other = next(ip for ip in MARATHONS if ip != leader and c.procs[ip].alive())
+    c.procs["zk"].stop()
+    c.start("zk")
+    back = time.time()
+    wait(lambda: not c.procs[leader].alive(), timeout=20, what="the leader's exit")
+    wait(lambda: common.call("GET", c.marathon(other) + "/v2/leader")[1].get("leader", "")
+         .startswith(other), timeout=20, what="the other Marathon elected")
+    assert time.time() - back < 5, "the old leader's node lived on until its session expired"
+    c.start(leader)
+
+
 def test_marathon_1_6_with_maintenance_mode_keeps_launches_off_a_draining_machine(cluster):
     c = cluster
     port = free_port("127.0.2.3")

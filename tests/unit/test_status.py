@@ -354,7 +354,7 @@ def test_malformed_answers_are_one_line_each(fakes):
     report = fakes.check()
     assert_one_finding(report, "degraded", "mesos master2: GET http://127.0.0.1:")
     assert_one_finding(report, "degraded", "mesos master3: 127.0.0.1:")
-    assert_one_finding(report, "degraded", "/metrics/snapshot: no numeric 'registrar/log/recovered'")
+    assert_one_finding(report, "degraded", "/metrics/snapshot: no 'registrar/log/recovered' metric")
     assert_one_finding(report, "degraded", "mesos master1: cannot read the agents: ")
     assert all("\n" not in f.message for f in report.findings)
 

@@ -200,7 +200,8 @@ def test_inventory_with_repo_reads_back_through_the_inventory_parser(tmp_path):
     plan = config.plan_hosts("198.51.100.0/24", 2)
     path = tmp_path / "hosts.ini"
     path.write_text(config.render_inventory(plan, Path("/var/lib/mesos-testbed/id_ed25519"),
-                                            "2025-01-02 03:04:05", "198.51.100.254", "AB" * 20))
+                                            "2025-01-02 03:04:05", "198.51.100.254", "AB" * 20,
+                                            known_hosts=Path("/var/lib/mesos-testbed/known_hosts")))
     cluster = inventory.load(path)
     assert [(h.name, h.ip, h.myid) for h in cluster.masters] == [
         ("master1", "198.51.100.1", 1), ("master2", "198.51.100.2", 2), ("master3", "198.51.100.3", 3)]
@@ -209,6 +210,8 @@ def test_inventory_with_repo_reads_back_through_the_inventory_parser(tmp_path):
     for host in cluster.hosts:
         assert (host.ssh_host, host.ssh_port, host.ssh_user) == (host.ip, 22, "root")
         assert host.settings.ssh_key_file == "/var/lib/mesos-testbed/id_ed25519"
+        assert host.settings.ssh_known_hosts == "/var/lib/mesos-testbed/known_hosts"
+        assert host.settings.ssh_host_key_policy == "strict"
         assert host.settings.repo_url_for("Debian", "bookworm") == "http://198.51.100.254:8000/debian"
         assert host.settings.repo_key_url == "http://198.51.100.254:8000/key.asc"
         assert host.settings.repo_key_id == "AB" * 20
@@ -224,6 +227,17 @@ def test_inventory_without_repo_keeps_the_default_repository(tmp_path):
     assert cluster.settings.repo_url == Settings().repo_url
     assert cluster.settings.repo_key_id == Settings().repo_key_id
     assert cluster.settings.ssh_key_file == "/k"
+
+
+def test_known_hosts_names_each_host_by_its_address_with_its_key(tmp_path):
+    """What tasks.ssh reads: paramiko parses the file and finds each host's key by its ip."""
+    import paramiko
+    keys = {"198.51.100.1": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICnk1LtPQAXdOOFlfmZ6RGQai4HBl6aDG/hM9Y/sTjCr root@master1\n"}
+    path = tmp_path / "known_hosts"
+    path.write_text(config.render_known_hosts(keys))
+    found = paramiko.HostKeys(str(path)).lookup("198.51.100.1")
+    assert found["ssh-ed25519"].get_base64() == keys["198.51.100.1"].split()[1]
+    assert "root@master1" not in path.read_text()
 
 
 def test_etc_hosts_has_localhost_every_host_and_pins():
