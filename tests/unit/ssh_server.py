@@ -150,6 +150,12 @@ class SshServer:
             pass
 
     def close(self) -> None:
+        # shutdown wakes the thread blocked in accept(); close alone would leave the socket
+        # listening until that accept returns, answering a later test's connection to its port.
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         for t in self.transports:
             t.close()

@@ -214,7 +214,8 @@ def fingerprints_in(path) -> list[str]:
 
 @pytest.fixture
 def key_server(tmp_path):
-    """An HTTP server on loopback serving tmp_path/www (the mirror's key.asc)."""
+    """An HTTP server serving tmp_path/www (the mirror's key.asc), on an address of this test
+    process's own (nothing else listens there)."""
     import functools
     import http.server
     import threading
@@ -222,9 +223,10 @@ def key_server(tmp_path):
     www.mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
     handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    address = standins_local.loopback(9)
+    server = http.server.ThreadingHTTPServer((address, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield www, f"http://127.0.0.1:{server.server_address[1]}/key.asc"
+    yield www, f"http://{address}:{server.server_address[1]}/key.asc"
     server.shutdown()
     server.server_close()
 

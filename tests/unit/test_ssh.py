@@ -64,6 +64,7 @@ def server():
 
     threading.Thread(target=serve, daemon=True).start()
     yield {"port": listener.getsockname()[1], "key": key, "commands": commands}
+    listener.shutdown(socket.SHUT_RDWR)     # wakes the accept (close alone leaves it listening)
     listener.close()
     for t in transports:
         t.close()
