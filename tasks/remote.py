@@ -336,7 +336,7 @@ class SshProcesses:
         channel = self.conn.client.get_transport().open_session(timeout=EXCHANGE_TIMEOUT)
         # A host that never answers the exec request would hold paramiko forever: closing
         # the channel ends its wait (with SSHException "Channel closed.").
-        watchdog = threading.Timer(EXCHANGE_TIMEOUT, _close_quietly, (channel,))
+        watchdog = threading.Timer(EXCHANGE_TIMEOUT, ChannelProcess(channel).close)
         watchdog.start()
         try:
             channel.exec_command(command)
@@ -344,15 +344,6 @@ class SshProcesses:
             watchdog.cancel()
         channel.settimeout(EXCHANGE_TIMEOUT)   # a host that stops reading its stdin
         return ChannelProcess(channel)
-
-
-def _close_quietly(channel) -> None:
-    """Close from the watchdog's thread: a transport that is already gone (the host cut the
-    connection) raises EOFError there, with nobody to catch it but the thread's traceback."""
-    try:
-        channel.close()
-    except (EOFError, OSError):
-        pass
 
 
 class ChannelProcess:
@@ -383,7 +374,12 @@ class ChannelProcess:
         return b"", b"", None
 
     def close(self) -> None:
-        self.channel.close()
+        # On a connection that is already gone (the host cut it, sudo's refusal among the
+        # causes) paramiko raises from close: the channel is closed all the same.
+        try:
+            self.channel.close()
+        except LOST:
+            pass
 
 
 def _tail(text: str, lines: int = 8) -> str:

@@ -280,3 +280,12 @@ def test_a_host_that_floods_its_output_is_cut_off(conn, monkeypatch):
     monkeypatch.setattr(remote, "MAX_STDOUT", 200_000)
     outcome = remote_for(conn).run([("yes flood | head -c 10000000", 10)], Control())
     assert outcome.error == "the host sent more than 200000 bytes of output: cut off"
+
+
+def test_closing_a_command_whose_connection_is_gone_does_not_raise(conn):
+    """sudo's refusal of a password can leave the connection closed under the lock's command:
+    closing that command must not end fab with paramiko's EOFError."""
+    proc = SshProcesses(conn).start("sleep 5")
+    conn.client.get_transport().sock.close()
+    proc.close()
+    assert proc.channel.closed
