@@ -61,6 +61,19 @@ class Poller(threading.Thread):
             self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
         self.pool.shutdown()
 
+    def _windows(self, bad) -> list[float]:
+        """Lengths of the runs of consecutive bad polls, in seconds (first to last bad + 1 poll)."""
+        windows, start = [], None
+        for t, value in self.samples:
+            if bad(value):
+                start = t if start is None else start
+            elif start is not None:
+                windows.append(t - start)
+                start = None
+        if start is not None:
+            windows.append(self.samples[-1][0] - start + self.interval)
+        return windows
+
 
 class ZooKeeperPoller(Poller):
     def __init__(self, ips: list[str], stop: threading.Event):
@@ -69,19 +82,6 @@ class ZooKeeperPoller(Poller):
 
     def sample(self) -> tuple[str, ...]:
         return tuple(self.pool.map(srvr_mode, self.ips))
-
-    def _windows(self, bad) -> list[float]:
-        """Lengths of the runs of consecutive bad polls, in seconds (first to last bad + 1 poll)."""
-        windows, start = [], None
-        for t, modes in self.samples:
-            if bad(modes):
-                start = t if start is None else start
-            elif start is not None:
-                windows.append(t - start)
-                start = None
-        if start is not None:
-            windows.append(self.samples[-1][0] - start + self.interval)
-        return windows
 
     @property
     def majority(self) -> int:
@@ -118,18 +118,8 @@ class MarathonPoller(Poller):
         return any(self.pool.map(self._apps, self.ips))
 
     def outages(self) -> list[float]:
-        """The lengths of the windows in which no master answered, in seconds: from the first
-        poll that failed to the next one that answered (or the end)."""
-        windows, start = [], None
-        for t, ok in self.samples:
-            if not ok and start is None:
-                start = t
-            elif ok and start is not None:
-                windows.append(t - start)
-                start = None
-        if start is not None:
-            windows.append(self.samples[-1][0] + self.interval - start)
-        return windows
+        """The lengths of the windows in which no master answered, in seconds."""
+        return self._windows(lambda ok: not ok)
 
     @property
     def answered_share(self) -> float:

@@ -205,6 +205,17 @@ def test_batch_below_zero_is_refused_before_anything(mocker):
     connect.assert_not_called()
 
 
+def converged_on_2888(cluster) -> dict:
+    """Every master's facts as they were before zk_peer_port went to 2889."""
+    host_facts = {}
+    for m in cluster.masters:
+        f = configured_host(cluster, m.name)
+        f[facts.file(service.ZOO_CFG)] = facts.File(
+            f[facts.file(service.ZOO_CFG)].content.replace(":2889:", ":2888:"))
+        host_facts[m.name] = f
+    return host_facts
+
+
 def test_a_peer_port_change_bridges_the_followers_to_the_leader_then_rolls_them_again(tmp_path, live):
     """zk_peer_port 2888 -> 2889: a follower restarted with the new zoo.cfg would look for the
     leader on 2889, where it does not listen yet. Each follower starts on the leader's running
@@ -214,13 +225,7 @@ def test_a_peer_port_change_bridges_the_followers_to_the_leader_then_rolls_them_
     cluster = inventory.load(path)
     world = gate_views.World(cluster, gate_views.everywhere(cluster))
     world.leaders = {"zookeeper": "master3"}
-    host_facts = {}
-    for m in cluster.masters:
-        f = configured_host(cluster, m.name)       # converged on 2888, as it was
-        f[facts.file(service.ZOO_CFG)] = facts.File(
-            f[facts.file(service.ZOO_CFG)].content.replace(":2889:", ":2888:"))
-        host_facts[m.name] = f
-    sessions = hosts(cluster, host_facts, world)
+    sessions = hosts(cluster, converged_on_2888(cluster), world)
     rep_ = report.Reporter(stream=io.StringIO())
     run(sessions, [Stage(("master",), playbooks.MASTER)], order(world), rep_, dry_run=False)
     # Leadership moved to master1 when master3 restarted: it goes last in the second pass.
@@ -263,13 +268,7 @@ def test_a_leader_that_cannot_hand_over_is_started_again_and_the_roll_stops(tmp_
             return seen
     world = Leaderless(cluster, gate_views.everywhere(cluster))
     world.leaders = {"zookeeper": "master3"}
-    host_facts = {}
-    for m in cluster.masters:
-        f = configured_host(cluster, m.name)
-        f[facts.file(service.ZOO_CFG)] = facts.File(
-            f[facts.file(service.ZOO_CFG)].content.replace(":2889:", ":2888:"))
-        host_facts[m.name] = f
-    sessions = hosts(cluster, host_facts, world)
+    sessions = hosts(cluster, converged_on_2888(cluster), world)
     rep_ = report.Reporter(stream=io.StringIO())
     run(sessions, [Stage(("master",), playbooks.MASTER)], order(world), rep_, dry_run=False)
     assert restarts(world, "zookeeper") == ["master1", "master2", "master3"], \
