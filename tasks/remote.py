@@ -14,6 +14,9 @@ under its own time limit and reports `@@start I`, `@@done I`, and `@@wait TEXT` 
 command waits for (the dpkg lock). The run's `Control` says stop (no further command starts:
 `@@stopped I`) or cut (the running one is ended too: `@@cut I`); either ends with status 130.
 
+A run's first round on a host also takes the host's run lock (`run_holding_lock`): the same
+supervisor, behind a flock held until the run closes the process, so that round trip does both.
+
 Locally every read is bounded too: by the commands' time limits plus a margin (a host that
 stops answering is cut off and reported), and by the size of what a host may send.
 """
@@ -114,49 +117,35 @@ class Remote:
     def run(self, units: list[tuple[str, int]], control: Control) -> Outcome:
         """Run the commands in order (each with its limit in seconds) in one round trip."""
         script = shell.round_script(units).encode()
-        deadline_budget = sum(seconds + shell.KILL_AFTER for _, seconds in units) + MARGIN
         proc = self._start(shell.supervised(len(script), self.login))
-        reader = _Reader()
-        sent = stop_sent = cut_sent = False
-        deadline = time.monotonic() + deadline_budget
         try:
-            while True:
-                status = self._poll(proc, reader)
-                if reader.ready and not sent:
-                    proc.send(script)
-                    sent = True
-                for text in reader.take_waits():
-                    self.on_wait(self.host, text)
-                if status is not None:
-                    return self._outcome(status, reader, cut_sent)
-                if reader.too_big:
-                    proc.close()
-                    return Outcome(-1, reader.done, error=(
-                        f"the host sent more than {MAX_STDOUT} bytes of output: cut off"))
-                if sent and control.cut.is_set() and not cut_sent:
-                    proc.send(b"cut\n")
-                    cut_sent = stop_sent = True
-                elif sent and control.stop.is_set() and not stop_sent:
-                    proc.send(b"stop\n")
-                    stop_sent = True
-                if time.monotonic() > deadline:
-                    return self._overdue(proc, reader, deadline_budget)
-        except RemoteError as exc:
-            return Outcome(1, stderr=reader.stderr_text(), error=str(exc))
-        except LOST as exc:
-            return Outcome(-1, reader.done, reader.running, stdout=reader.stdout_text(),
-                           stderr=reader.stderr_text(), error=f"connection lost: {exc}")
+            return self._drive(proc, _Reader(), script, _budget(units), control, holds_lock=False)
         finally:
-            self.on_wait(self.host, None)
             proc.close()
 
-    def hold_lock(self, holder: str, wait: bool, control: Control,
-                  on_held: Callable[[str], None]) -> "Process":
-        """Take the host's run lock (`shell.RUN_LOCK`) and return the process that holds it
+    def run_holding_lock(self, holder: str, wait: bool, units: list[tuple[str, int]],
+                         control: Control, on_held: Callable[[str], None]
+                         ) -> tuple[Outcome, "Process"]:
+        """Take the host's run lock (`shell.RUN_LOCK`) and, in the same round trip, run the
+        commands as `run` does. Returns their outcome and the process that holds the lock
         (closing it releases the lock). When another run holds it: RemoteError naming the
         holder, or (`wait`) `on_held(holder)` and wait for it, until `control` says stop."""
-        proc = self._start(shell.hold_run_lock(holder, wait, self.login))
+        script = shell.round_script(units).encode()
+        proc = self._start(shell.supervised_holding_lock(holder, wait, len(script), self.login))
         reader = _Reader()
+        try:
+            self._take_lock(proc, reader, wait, control, on_held)
+            outcome = self._drive(proc, reader, script, _budget(units), control, holds_lock=True)
+        except RemoteError:
+            proc.close()
+            raise
+        return outcome, proc
+
+    # --- the pieces ---------------------------------------------------------------------
+
+    def _take_lock(self, proc: "Process", reader: "_Reader", wait: bool, control: Control,
+                   on_held: Callable[[str], None]) -> None:
+        """Until the lock is taken (`@@locked`); RemoteError when it is not."""
         # Waiting for another run is the operator's choice (--wait-lock; Ctrl-C ends it);
         # otherwise the answer is quick, and a host that gives none is given up.
         deadline = None if wait else time.monotonic() + EXCHANGE_TIMEOUT
@@ -168,7 +157,7 @@ class Remote:
                     if wait:
                         on_held(reader.held)
                 if reader.locked:
-                    return proc
+                    return
                 if status is not None:
                     if reader.held is not None:
                         raise RemoteError(f"another run holds the lock {shell.RUN_LOCK}: "
@@ -183,13 +172,46 @@ class Remote:
                     raise RemoteError(f"no answer about the lock {shell.RUN_LOCK} within "
                                       f"{EXCHANGE_TIMEOUT:g} s")
         except LOST as exc:
-            proc.close()
             raise RemoteError(f"connection lost: {exc}") from None
-        except RemoteError:
-            proc.close()
-            raise
 
-    # --- the pieces ---------------------------------------------------------------------
+    def _drive(self, proc: "Process", reader: "_Reader", script: bytes, budget: float,
+               control: Control, holds_lock: bool) -> Outcome:
+        """Send the script once the supervisor is ready, pass on the run's stop or cut, and
+        read until the round ends: the process's exit, or (`holds_lock`: it goes on holding
+        the lock) its `@@end` line."""
+        sent = stop_sent = cut_sent = False
+        deadline = time.monotonic() + budget
+        try:
+            while True:
+                status = self._poll(proc, reader)
+                if reader.ready and not sent:
+                    proc.send(script)
+                    sent = True
+                for text in reader.take_waits():
+                    self.on_wait(self.host, text)
+                if holds_lock and reader.ended is not None:
+                    status = reader.ended
+                if status is not None:
+                    return self._outcome(status, reader, cut_sent)
+                if reader.too_big:
+                    proc.close()
+                    return Outcome(-1, reader.done, error=(
+                        f"the host sent more than {MAX_STDOUT} bytes of output: cut off"))
+                if sent and control.cut.is_set() and not cut_sent:
+                    proc.send(b"cut\n")
+                    cut_sent = stop_sent = True
+                elif sent and control.stop.is_set() and not stop_sent:
+                    proc.send(b"stop\n")
+                    stop_sent = True
+                if time.monotonic() > deadline:
+                    return self._overdue(proc, reader, budget)
+        except RemoteError as exc:
+            return Outcome(1, stderr=reader.stderr_text(), error=str(exc))
+        except LOST as exc:
+            return Outcome(-1, reader.done, reader.running, stdout=reader.stdout_text(),
+                           stderr=reader.stderr_text(), error=f"connection lost: {exc}")
+        finally:
+            self.on_wait(self.host, None)
 
     def _start(self, command: str) -> "Process":
         try:
@@ -265,6 +287,7 @@ class _Reader:
         self.ready = self.locked = self.too_big = False
         self.held: str | None = None
         self.held_reported = False
+        self.ended: int | None = None     # `@@end S`: the round's status, from the lock's holder
         self.done = 0
         self.running: int | None = None
         self.stopped_at: int | None = None
@@ -312,6 +335,8 @@ class _Reader:
             self.waits.append(rest)
         elif word == "@@locked":
             self.locked = True
+        elif word == "@@end" and rest.isdigit():
+            self.ended = int(rest)
         elif word == "@@held":
             self.held = rest
 
@@ -380,6 +405,11 @@ class ChannelProcess:
             self.channel.close()
         except LOST:
             pass
+
+
+def _budget(units: list[tuple[str, int]]) -> float:
+    """How long a round may take: its commands' limits, their kill delays and a margin."""
+    return sum(seconds + shell.KILL_AFTER for _, seconds in units) + MARGIN
 
 
 def _tail(text: str, lines: int = 8) -> str:

@@ -91,27 +91,28 @@ class Session:
     def ctx(self) -> HostContext:
         return HostContext(self.host, self.cluster)
 
-    def open(self, lock: LockRequest | None) -> None:
-        """Connect (the host key checked before anything is sent) and take the run lock."""
-        if self.remote is not None:
-            return
-        try:
-            ssh.open_verified(self.conn)
-        except ssh.SshError as exc:
-            raise HostFailed(str(exc)) from None
-        login = "root" if self.conn.user == "root" else \
-            "sudo-password" if self.password is not None else "sudo"
-        self.remote = Remote(SshProcesses(self.conn), login, self.host.name, self.password,
-                             on_wait=_show_wait)
+    def open(self, lock: LockRequest | None, gather: list[str]) -> RoundResult:
+        """Connect (the host key checked before anything is sent), take the run lock and
+        gather the facts in `gather`: one round trip."""
+        if self.remote is None:
+            try:
+                ssh.open_verified(self.conn)
+            except ssh.SshError as exc:
+                raise HostFailed(str(exc)) from None
+            login = "root" if self.conn.user == "root" else \
+                "sudo-password" if self.password is not None else "sudo"
+            self.remote = Remote(SshProcesses(self.conn), login, self.host.name, self.password,
+                                 on_wait=_show_wait)
         if lock is None:
-            return
+            return self.run_round([], gather)
         try:
-            self.lock_process = self.remote.hold_lock(
-                lock.holder, lock.wait, self.control,
+            outcome, self.lock_process = self.remote.run_holding_lock(
+                lock.holder, lock.wait, self._units([], gather), self.control,
                 on_held=lambda holder: progress.println(
                     f"{self.host.name}: waiting for the run lock, held by {holder}"))
         except RemoteError as exc:
             raise HostFailed(str(exc)) from None
+        return _round_result(outcome, 0, list(gather))
 
     def close(self) -> None:
         """Release the run lock (its holder ends with its stdin) and the connection."""
@@ -135,14 +136,17 @@ class Session:
     def run_round(self, changes: list[Change], gather: list[str] = ()) -> RoundResult:
         """One round trip: the changes in order, each under its time limit, then (if they all
         succeeded) the facts in `gather`."""
-        units = [(c.command, self.limit(c.kind)) for c in changes]
-        if gather:
-            units.append((facts.gather_script(gather), self.limit("command")))
         try:
-            outcome = self.remote.run(units, self.control)
+            outcome = self.remote.run(self._units(changes, gather), self.control)
         except RemoteError as exc:
             raise HostFailed(str(exc)) from None
         return _round_result(outcome, len(changes), list(gather))
+
+    def _units(self, changes: list[Change], gather: list[str]) -> list[tuple[str, int]]:
+        units = [(c.command, self.limit(c.kind)) for c in changes]
+        if gather:
+            units.append((facts.gather_script(gather), self.limit("command")))
+        return units
 
 
 def _round_result(outcome: Outcome, changes: int, gather: list[str]) -> RoundResult:
@@ -231,8 +235,7 @@ def run(sessions: list[Session], stages: list[Stage], order: tuple[RestartGroup,
             return
         steps = [step for st in stages if s.host.role in st.roles for step in st.steps]
         try:
-            s.open(lock)
-            result = s.run_round([], plan.needs(s.ctx, steps))
+            result = s.open(lock, plan.needs(s.ctx, steps))
         except HostFailed as exc:
             # Given up on because of the stop (a wait for the run lock): interrupted.
             result = RoundResult(0, str(exc), interrupted=NOT_STARTED if control.stop.is_set()

@@ -175,22 +175,26 @@ _ENV = "export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 # The supervisor: one line of POSIX sh, the only command line a host sees (a local user can
 # read command lines with ps; the script itself, which can hold secrets, travels on stdin).
-# $1 is the script's size. It reads exactly that many bytes into a private directory, refuses
+# "$n" is the script's size. It reads exactly that many bytes into a private directory, refuses
 # a script that arrived short, then runs it with that directory as its $1 while a watcher
 # reads the rest of stdin: `stop` lets the running change finish and starts no other, `cut`
 # also ends the running change (its `timeout` process, which passes the signal to the
-# change's whole process group); end of input (the connection lost) counts as `stop`.
-SUPERVISOR = (
-    f"{_ENV}; umask 077; d=$(mktemp -d) || exit 125; trap 'rm -rf \"$d\"' EXIT; "
-    "echo @@ready; head -c \"$1\" > \"$d/script\"; "
-    "[ \"$(wc -c < \"$d/script\")\" -eq \"$1\" ] || { echo 'the script arrived incomplete' >&2; exit 125; }; "
+# change's whole process group); end of input (the connection lost) counts as `stop`. It
+# leaves the script's status in $r. The script never inherits fd 9, the run lock's (a daemon
+# it starts would otherwise hold the lock for good).
+_SUPERVISE = (
+    "umask 077; d=$(mktemp -d) || exit 125; trap 'rm -rf \"$d\"' EXIT; "
+    "echo @@ready; head -c \"$n\" > \"$d/script\"; "
+    "[ \"$(wc -c < \"$d/script\")\" -eq \"$n\" ] || { echo 'the script arrived incomplete' >&2; exit 125; }; "
     "exec 3<&0; "
     "(while IFS= read -r l; do case \"$l\" in "
     "stop) : > \"$d/stop\";; "
     "cut) : > \"$d/stop\"; : > \"$d/cut\"; p=$(cat \"$d/pid\" 2>/dev/null); "
     "[ -n \"$p\" ] && kill -TERM \"$p\";; esac; done; : > \"$d/stop\") <&3 >/dev/null 2>&1 & "
-    "w=$!; exec 3<&-; sh \"$d/script\" \"$d\" </dev/null; r=$?; kill \"$w\" 2>/dev/null; exit $r"
+    "w=$!; exec 3<&-; sh \"$d/script\" \"$d\" </dev/null 9>&-; r=$?; kill \"$w\" 2>/dev/null; "
 )
+# One round: its status is the supervisor's ($1: the script's size).
+SUPERVISOR = f"{_ENV}; n=$1; {_SUPERVISE}exit $r"
 
 
 def as_root(argv: list[str], login: str) -> str:
@@ -236,20 +240,23 @@ def round_script(units: list[tuple[str, int]]) -> str:
 
 
 # The run lock: one run at a time per host. A file under /run (gone at reboot, as any holder),
-# locked with flock by a process that holds it as long as its connection lives.
+# locked with flock by a process that holds it as long as its connection lives. That process
+# also runs the run's first round (its gather), so a run that changes nothing costs each host
+# one round trip for both.
 RUN_LOCK = "/run/mesos-fab.lock"
 
 
-def hold_run_lock(holder: str, wait: bool, login: str) -> str:
-    """Lock RUN_LOCK and print `@@locked`, then hold it until stdin ends. When another run
-    holds it: print `@@held <what that run wrote>`, then exit 75, or (`wait`) wait for it.
-    The holder writes `holder` and its own pid into the file, for the next run to name."""
+def supervised_holding_lock(holder: str, wait: bool, size: int, login: str) -> str:
+    """Lock RUN_LOCK and print `@@locked`, run one round as `supervised` does and print
+    `@@end <its status>`, then hold the lock until stdin ends. When another run holds it:
+    print `@@held <what that run wrote>`, then exit 75, or (`wait`) wait for it. The holder
+    writes `holder` and its own pid into the file, for the next run to name."""
     lock = q(RUN_LOCK)
     waiting = "while ! flock -w 10 9; do echo @@still; done" if wait else "exit 75"
     script = (
         f"{_ENV}; exec 9<>{lock} || exit 125; "
         f"if ! flock -n 9; then echo \"@@held $(head -c 300 {lock} | tr -d '\\n')\"; {waiting}; fi; "
-        f"printf '%s (pid %s on the host)\\n' \"$1\" $$ > {lock}; echo @@locked; "
-        f"cat >/dev/null; : > {lock}"
+        f"printf '%s (pid %s on the host)\\n' \"$1\" $$ > {lock}; echo @@locked; n=$2; "
+        f"{_SUPERVISE}rm -rf \"$d\"; echo \"@@end $r\"; cat >/dev/null; : > {lock}"
     )
-    return as_root(["sh", "-c", script, "mesos-fab", holder], login)
+    return as_root(["sh", "-c", script, "mesos-fab", holder, str(int(size))], login)

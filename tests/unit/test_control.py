@@ -106,10 +106,11 @@ def test_a_non_root_login_runs_everything_whole_through_sudo(server, tmp_path):
     lines = dry_run([session(cluster)], lock=LockRequest("fab pid 1"))
     assert "failed" not in lines[-1], lines
     assert server.users == ["ops"]
-    # The lock holder and the supervisor: each whole under sudo, nothing else on a command line.
-    assert len(server.commands) == 2
-    assert all(c.startswith("sudo -n -- sh -c ") for c in server.commands)
-    assert "flock" in server.commands[0] and "@@ready" in server.commands[1]
+    # The lock's holder, which runs the gather's supervisor: whole under sudo, nothing else
+    # on a command line.
+    [command] = server.commands
+    assert command.startswith("sudo -n -- sh -c ")
+    assert "flock" in command and "@@ready" in command
 
 
 def test_a_sudo_password_is_used_only_at_sudos_prompt(server, tmp_path):
@@ -126,7 +127,8 @@ def test_a_sudo_password_is_used_only_at_sudos_prompt(server, tmp_path):
 
 def hold(server, tmp_path, holder: str):
     conn = test_remote.connect(server, tmp_path)
-    process = Remote(SshProcesses(conn), "root", "master1").hold_lock(holder, False, Control(), None)
+    _, process = Remote(SshProcesses(conn), "root", "master1").run_holding_lock(
+        holder, False, [], Control(), None)
     return conn, process
 
 

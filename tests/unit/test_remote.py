@@ -5,6 +5,8 @@ bounds on what a host may send or how long it may take."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
@@ -184,12 +186,20 @@ def test_waits_are_reported_as_they_happen(conn):
     assert waits == ["the dpkg lock: held by 42", "still", None]
 
 
+def hold_lock(conn, holder, wait=False, held=None, units=(), control=None):
+    """Take the run lock with `units` as the round run under it; the process holding it."""
+    outcome, process = remote_for(conn).run_holding_lock(
+        holder, wait, list(units), control or Control(),
+        on_held=held.append if held is not None else None)
+    assert outcome.status == 0, outcome
+    return process
+
+
 def test_the_run_lock_names_its_holder_to_a_second_run(server, conn, tmp_path):
-    first = remote_for(conn).hold_lock("fab pid 1 on box, started today", False, Control(),
-                                       on_held=None)
+    first = hold_lock(conn, "fab pid 1 on box, started today")
     second_conn = connect(server, tmp_path)
     with pytest.raises(RemoteError) as exc:
-        remote_for(second_conn).hold_lock("fab pid 2", False, Control(), on_held=None)
+        hold_lock(second_conn, "fab pid 2")
     assert str(exc.value).startswith(
         f"another run holds the lock {shell.RUN_LOCK}: fab pid 1 on box, started today "
         "(pid ")
@@ -200,7 +210,7 @@ def test_the_run_lock_names_its_holder_to_a_second_run(server, conn, tmp_path):
     deadline = time.monotonic() + 5
     while True:
         try:
-            third = remote_for(second_conn).hold_lock("fab pid 3", False, Control(), None)
+            third = hold_lock(second_conn, "fab pid 3")
             break
         except RemoteError:
             assert time.monotonic() < deadline
@@ -209,15 +219,58 @@ def test_the_run_lock_names_its_holder_to_a_second_run(server, conn, tmp_path):
     second_conn.close()
 
 
+def test_the_round_under_the_lock_runs_and_the_lock_is_held_after_it(server, conn, tmp_path):
+    out = tmp_path / "out"
+    outcome, first = remote_for(conn).run_holding_lock(
+        "fab pid 1", False, [(f"echo one > {out}", 5), ("echo gathered; exit 3", 5)],
+        Control(), on_held=None)
+    # The round's own status and output, while the holder goes on.
+    assert (outcome.status, outcome.done) == (3, 1)
+    assert out.read_text() == "one\n" and "gathered\n" in outcome.stdout
+    with open(shell.RUN_LOCK) as lock:     # an independent reader of the lock file
+        assert lock.read().startswith("fab pid 1 (pid ")
+    second_conn = connect(server, tmp_path)
+    with pytest.raises(RemoteError, match="another run holds the lock"):
+        hold_lock(second_conn, "fab pid 2")
+    first.shutdown_write()
+    first.close()
+    second_conn.close()
+
+
+def test_a_daemon_started_under_the_lock_does_not_keep_it(server, conn, tmp_path):
+    """The round's commands do not inherit the lock's descriptor: once the run ends, the lock
+    is free even though something the round started still runs."""
+    pid = tmp_path / "daemon.pid"
+    first = hold_lock(conn, "fab pid 1", units=[(
+        f"(sleep 30 </dev/null >/dev/null 2>&1 & echo $! > {pid})", 5)])
+    first.shutdown_write()
+    first.close()
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                hold_lock(conn, "fab pid 2").close()
+                break
+            except RemoteError:
+                assert time.monotonic() < deadline, "the daemon kept the run lock"
+                time.sleep(0.1)
+    finally:
+        os.kill(int(pid.read_text()), signal.SIGTERM)
+
+
 def test_wait_lock_waits_for_the_holder(server, conn, tmp_path):
-    first = remote_for(conn).hold_lock("fab pid 1", False, Control(), None)
+    first = hold_lock(conn, "fab pid 1")
     second_conn = connect(server, tmp_path)
     held = []
+    out = tmp_path / "out"
     releaser = later(1.0, lambda: (first.shutdown_write(), first.close()))
     started = time.monotonic()
-    second = remote_for(second_conn).hold_lock("fab pid 2", True, Control(), held.append)
+    second = hold_lock(second_conn, "fab pid 2", wait=True, held=held,
+                       units=[(f"date +%s.%N > {out}", 5)])
     assert time.monotonic() - started >= 0.9
     assert held and held[0].startswith("fab pid 1 (pid ")
+    # The round ran only once the lock was taken.
+    assert float(out.read_text()) >= time.time() - (time.monotonic() - started) + 0.9
     releaser.join()
     second.close()
     second_conn.close()
@@ -236,7 +289,7 @@ def test_a_host_that_says_nothing_about_the_lock_is_given_up(monkeypatch):
     monkeypatch.setattr(remote, "EXCHANGE_TIMEOUT", 0.5)
     monkeypatch.setattr(remote, "POLL", 0.05)
     with pytest.raises(RemoteError, match="no answer about the lock .* within 0.5 s"):
-        Remote(Silent(), "root", "h1").hold_lock("fab pid 1", False, Control(), None)
+        Remote(Silent(), "root", "h1").run_holding_lock("fab pid 1", False, [], Control(), None)
 
 
 class Silent:

@@ -90,8 +90,8 @@ class Host(Session):
         self.world = world
         self.trips: list[tuple[list[str], list[str]]] = []    # (changes, gathered), per round trip
 
-    def open(self, lock):
-        pass
+    def open(self, lock, gather):
+        return self.run_round([], gather)
 
     def run_round(self, changes, gather=()):
         self.trips.append(([c.summary for c in changes], list(gather)))

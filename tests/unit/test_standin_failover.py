@@ -74,8 +74,13 @@ def running_task(cluster):
 def test_non_leaders_redirect_and_a_master_without_leader_answers_503(cluster):
     first = wait(lambda: leader(cluster))
     other = next(ip for ip in MASTERS if ip != first)
-    status, _, headers = common.raw_call(
-        "GET", f"{cluster.url(other)}/master/maintenance/status?jsonp=x")
+
+    def answer_once_it_knows_the_leader():
+        # A master answers 503 until it has read the leader's ZooKeeper node, as Mesos does.
+        answer = common.raw_call("GET", f"{cluster.url(other)}/master/maintenance/status?jsonp=x")
+        return answer if answer[0] != 503 else None
+
+    status, _, headers = wait(answer_once_it_knows_the_leader, what=f"{other} to know the leader")
     host, port = cluster.url(first).split("//")[1].split(":")
     assert (status, headers["Location"]) == (
         307, f"//{host}:{port}/master/maintenance/status?jsonp=x")
