@@ -18,6 +18,7 @@ Errors are `HttpError` with a one-line message naming the method, the URL and th
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import json
 import math
@@ -26,10 +27,15 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import requests
-import urllib3
-from requests.structures import CaseInsensitiveDict
+if TYPE_CHECKING:
+    import requests
+    from requests.structures import CaseInsensitiveDict
+
+# requests and urllib3 are imported by the first Client, not with this module: every `fab`
+# imports it, and most runs (a re-run that changes nothing, `fab --list`) make no HTTP call;
+# the two cost a sixth of fab's start.
 
 CONNECT_TIMEOUT = 3.05
 DEFAULT_TIMEOUT = 10.0
@@ -166,28 +172,31 @@ def _bracket_depth(text: str) -> int:
 _opened = threading.local()
 
 
-class _Recorded:
-    def request(self, *args, **kwargs):
-        connections = getattr(_opened, "connections", None)
-        if connections is not None:
-            connections.append(self)
-        return super().request(*args, **kwargs)
+@functools.cache
+def _pool_classes() -> dict[str, type]:
+    """urllib3's connection pools, with connections that record themselves in `_opened`."""
+    import urllib3
 
+    class Recorded:
+        def request(self, *args, **kwargs):
+            connections = getattr(_opened, "connections", None)
+            if connections is not None:
+                connections.append(self)
+            return super().request(*args, **kwargs)
 
-class _Connection(_Recorded, urllib3.connection.HTTPConnection):
-    pass
+    class Connection(Recorded, urllib3.connection.HTTPConnection):
+        pass
 
+    class TlsConnection(Recorded, urllib3.connection.HTTPSConnection):
+        pass
 
-class _TlsConnection(_Recorded, urllib3.connection.HTTPSConnection):
-    pass
+    class Pool(urllib3.HTTPConnectionPool):
+        ConnectionCls = Connection
 
+    class TlsPool(urllib3.HTTPSConnectionPool):
+        ConnectionCls = TlsConnection
 
-class _Pool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _Connection
-
-
-class _TlsPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _TlsConnection
+    return {"http": Pool, "https": TlsPool}
 
 
 def _cut(connections: list) -> None:
@@ -218,6 +227,8 @@ class Client:
 
     def __init__(self, *, auth: tuple[str, str] | None = None, ca_bundle: str = "",
                  max_bytes: int = DEFAULT_MAX_BYTES):
+        import requests
+
         self.session = requests.Session()
         self.session.auth = auth
         # requests' default (certifi) unless the cluster's own CA is given.
@@ -230,7 +241,7 @@ class Client:
         self.session.headers["Accept-Encoding"] = "identity"
         self.secrets = _secrets(auth)
         adapter = requests.adapters.HTTPAdapter(max_retries=0)
-        adapter.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TlsPool}
+        adapter.poolmanager.pool_classes_by_scheme = _pool_classes()
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.max_bytes = max_bytes
@@ -286,6 +297,10 @@ class Client:
         return result
 
     def _exchange(self, method, url, json_body, params, end, what, timeout) -> Response:
+        import requests
+        import urllib3
+        from requests.structures import CaseInsensitiveDict
+
         remaining = max(0.05, end - time.monotonic())
         try:
             r = self.session.request(method, url, json=json_body, params=params, stream=True,

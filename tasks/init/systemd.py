@@ -1,5 +1,5 @@
-"""systemd: `systemctl`, and for SysV scripts run through its compatibility layer (Debian's
-zookeeper) the script's own `status` too."""
+"""systemd: `systemctl`, for native units and for SysV scripts run through its compatibility
+layer (Debian's zookeeper) alike."""
 
 from __future__ import annotations
 
@@ -22,11 +22,11 @@ def enabled(service: str) -> str:
 
 
 def running(service: str) -> str:
-    # `is-active` alone is not enough for a SysV script: its unit stays "active (exited)"
-    # after the JVM died, so the script's own `status` is asked too.
-    s = q(service)
-    return (f"systemctl is-active --quiet {s} && "
-            f"{{ [ ! -x /etc/init.d/{s} ] || /etc/init.d/{s} status >/dev/null; }}")
+    # The unit's SubState, not `is-active`: a SysV script's unit stays "active (exited)" after
+    # its JVM died, and on Debian 12 the script's own `status` asks systemd and says the same.
+    # SubState is `running` only while a process of the unit lives. `-p` and not `--value`,
+    # which systemd 229 (Ubuntu 16.04) lacks.
+    return f'[ "$(systemctl show -p SubState {q(service)})" = SubState=running ]'
 
 
 def restart(service: str) -> str:

@@ -221,6 +221,21 @@ def test_corrupt_myid_repaired_with_write_myid_and_start_services():
     assert fab("-H", "master2", "write-myid").stdout.count("master2 write-myid ok") == 1
 
 
+def test_a_zookeeper_whose_jvm_died_is_seen_and_started_again():
+    """Debian's zookeeper is a SysV script: its systemd unit stays "active (exited)" after the
+    JVM died, and the script's own `status` says the same; fab must see the JVM gone."""
+    pid = tb.ssh("master3", "cat /var/run/zookeeper/zookeeper.pid").stdout.strip()
+    assert pid.isdigit(), pid
+    assert tb.ssh("master3", f"kill -9 {pid}").returncode == 0
+    wait_for("master3's ZooKeeper down", lambda: zk_mode("master3").startswith("down") or None)
+    assert tb.ssh("master3", "systemctl is-active zookeeper").stdout.strip() == "active"
+    result = fab("-H", "master3", "start-services")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^master3 start-services changed .*start zookeeper", result.stdout, re.M), \
+        result.stdout
+    assert_cluster_healthy()
+
+
 # --- 7. a host down during fab cluster -------------------------------------------------------
 
 def test_host_down_is_named_and_a_rerun_completes():
