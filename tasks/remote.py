@@ -183,10 +183,12 @@ class Remote:
         deadline = time.monotonic() + budget
         try:
             while True:
-                status = self._poll(proc, reader)
+                # Before the read: `@@ready` may have come with `@@locked`, and then nothing
+                # more comes until the script is sent.
                 if reader.ready and not sent:
                     proc.send(script)
                     sent = True
+                status = self._poll(proc, reader)
                 for text in reader.take_waits():
                     self.on_wait(self.host, text)
                 if holds_lock and reader.ended is not None:

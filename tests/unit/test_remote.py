@@ -342,3 +342,41 @@ def test_closing_a_command_whose_connection_is_gone_does_not_raise(conn):
     conn.client.get_transport().sock.close()
     proc.close()
     assert proc.channel.closed
+
+
+class Prompt:
+    """A lock holder whose `@@locked` and `@@ready` arrive in one read (as they do when the
+    host writes them within a moment), and which answers only once it has the script."""
+
+    def __init__(self):
+        self.calls = []
+
+    def start(self, command):
+        return self
+
+    def send(self, data):
+        self.calls.append("send")
+
+    def shutdown_write(self):
+        pass
+
+    def poll(self, timeout):
+        self.calls.append("poll")
+        if self.calls.count("poll") == 1:
+            return b"@@locked\n@@ready\n", b"", None
+        if "send" not in self.calls:
+            time.sleep(timeout)     # a host waiting for its script
+            return b"", b"", None
+        return b"@@done 0\n@@end 0\n", b"", None
+
+    def close(self):
+        pass
+
+
+def test_the_script_is_sent_as_soon_as_the_lock_holder_is_ready():
+    host = Prompt()
+    outcome, _ = Remote(host, "root", "h1").run_holding_lock("fab pid 1", False, [("true", 5)],
+                                                            Control(), None)
+    assert outcome.status == 0 and outcome.done == 1
+    # No read waits for an answer before the script went out.
+    assert host.calls[:3] == ["poll", "send", "poll"]
