@@ -105,7 +105,8 @@ def _fingerprints_command(keyring_path: str) -> str:
 
 
 _FPR_SED = "sed -n 's/^fpr:*\\([0-9A-F]*\\):*$/\\1/p'"
-_SIGNED_BY = "dpkg --compare-versions \"$(dpkg-query -W -f '${Version}' apt)\" ge 1.1"
+# The fourth word of apt's `Status Version` is its version.
+_SIGNED_BY = "set -- $(fact_dpkg apt); dpkg --compare-versions \"$4\" ge 1.1"
 
 
 def _fingerprints(rc: int, out: str) -> frozenset[str]:
@@ -149,9 +150,9 @@ def _package(rc: int, out: str) -> str | None:
 
 def _candidate_command(name: str) -> str:
     # apt-cache is slow, and an installed package needs no candidate: it is asked only for
-    # packages that are not installed.
+    # packages that are not installed (`install ok installed VERSION` in the dpkg table).
     p = q(name)
-    return (f"dpkg-query -W -f '${{Status}}' {p} 2>/dev/null | grep -q ' installed$' || "
+    return (f"set -- $(fact_dpkg {p}); [ \"$3\" = installed ] || "
             f"apt-cache policy {p} | sed -n 's/^ *Candidate: *//p'")
 
 
@@ -163,12 +164,9 @@ def _candidate(rc: int, out: str) -> str:
 def _service_command(name: str) -> str:
     """One probe per init system, picked on the host: the init system is a fact of the same
     gather, so no round trip waits for it. Exit 3: not installed; else a line `enabled`
-    and a line `running` for what is true."""
-    arms = []
-    for init_name, s in init.STRATEGIES.items():
-        arms.append(f"{init_name}) {{ {s.installed(name)} ; }} || exit 3; "
-                    f"if {s.enabled(name)} ; then echo enabled; fi; "
-                    f"if {s.running(name)} ; then echo running; fi;;")
+    and a line `running` for what is true (`state` of the init strategy)."""
+    arms = [f"{init_name}) {{ {s.installed(name)} ; }} || exit 3; {s.state(name)};;"
+            for init_name, s in init.STRATEGIES.items()]
     return f"case \"$({init.DETECT})\" in " + " ".join(arms) + " esac"
 
 
@@ -182,9 +180,37 @@ def _service(rc: int, out: str) -> Service | None:
 
 
 @dataclass(frozen=True)
+class Table:
+    """What many facts of a gather read from one process instead of one each (dpkg-query and
+    systemctl cost more than the rest of a gather): run once, before those facts, into the
+    file "$t/NAME", which `reader` (a shell function the facts' commands call) looks up."""
+    name: str
+    command: Callable[[list[str]], str]    # the arguments of the facts that read it -> shell
+    reader: str
+
+
+def _dpkg_table(packages: list[str]) -> str:
+    # apt always, for apt-signed-by and apt-key (whose facts name no package). Only the
+    # packages asked for: the shell reads the table a byte at a time.
+    names = dict.fromkeys(["apt"] + [p for p in packages if p])
+    return ("dpkg-query -W -f '${Package} ${Status} ${Version}\\n' -- "
+            + " ".join(q(n) for n in names))
+
+
+# fact_dpkg NAME: `Status Version` of the package (`install ok installed 1.4.1-2.0.1`); exit 1
+# when dpkg does not know it, as `dpkg-query -W NAME` does.
+DPKG = Table("dpkg", _dpkg_table, r"""fact_dpkg() {
+  while read -r p rest; do [ "$p" = "$1" ] && { printf '%s\n' "$rest"; return 0; }; done < "$t/dpkg"
+  return 1
+}""")
+UNITS = Table("units", init.systemd.unit_table, init.systemd.UNIT_READER)
+
+
+@dataclass(frozen=True)
 class Kind:
     command: Callable[[str], str]          # the argument (a path, a name) -> shell
     parse: Callable[[int, str], object]    # exit status and output -> the value
+    table: Table | None = None             # what its command reads, if anything
 
 
 KINDS: dict[str, Kind] = {
@@ -193,16 +219,16 @@ KINDS: dict[str, Kind] = {
     # it has no codename (Ubuntu 14.04).
     LSB_RELEASE: Kind(lambda _: '. /etc/os-release && [ -n "$VERSION_CODENAME" ] && '
                                 'echo "$ID" "$VERSION_CODENAME" || lsb_release -s -i -c', _lsb),
-    APT_SIGNED_BY: Kind(lambda _: _SIGNED_BY, lambda rc, out: rc == 0),
+    APT_SIGNED_BY: Kind(lambda _: _SIGNED_BY, lambda rc, out: rc == 0, DPKG),
     # apt-key costs more than half a second of gpg per host, and is gone from new releases.
     APT_KEY: Kind(lambda _: f"{_SIGNED_BY} || apt-key adv --with-colons --fingerprint | {_FPR_SED}",
-                  _fingerprints),
+                  _fingerprints, DPKG),
     "keyring": Kind(_fingerprints_command, _fingerprints),
     "file": Kind(_file_command, _file),
     "dir": Kind(lambda path: f"test -d {q(path)}", lambda rc, out: rc == 0),
-    "package": Kind(lambda name: f"dpkg-query -W -f '${{Status}} ${{Version}}' {q(name)}", _package),
-    "candidate": Kind(_candidate_command, _candidate),
-    "service": Kind(_service_command, _service),
+    "package": Kind(lambda name: f"fact_dpkg {q(name)}", _package, DPKG),
+    "candidate": Kind(_candidate_command, _candidate, DPKG),
+    "service": Kind(_service_command, _service, UNITS),
     RESTART_MARKS: Kind(lambda _: f"[ ! -d {q(MARKER_DIR)} ] || ls -A {q(MARKER_DIR)}",
                         lambda rc, out: frozenset(out.split())),
     # apt's own test ("dpkg was interrupted"): journal entries dpkg has not merged yet.
@@ -240,16 +266,27 @@ FACT_PREFIX = "@@facts"
 def gather_script(names: Iterable[str]) -> str:
     """One script that runs every fact's command and prints all their answers on one line.
 
-    Each command runs in a subshell (an `exit` in it ends only itself) with its output in a
-    file of a temporary directory, `I` for the I-th fact and `I.rc` for its exit status; the
-    directory then travels as one base64-encoded tar, which keeps every byte of every output
-    (trailing newlines too) and costs two processes, not two per fact.
+    First the tables the facts read (`Table`: one process for all the packages, one for all
+    the services), each in a file of a second temporary directory, "$t". Then each command
+    runs in a subshell (an `exit` in it ends only itself) with its output in a file of a
+    temporary directory, `I` for the I-th fact and `I.rc` for its exit status; that directory
+    then travels as one base64-encoded tar, which keeps every byte of every output (trailing
+    newlines too) and costs two processes, not two per fact.
     """
-    lines = [f"d=$(mktemp -d) || exit 1"]
+    names = list(names)
+    tables: dict[Table, list[str]] = {}
+    for name in names:
+        kind, _, argument = name.partition(":")
+        if KINDS[kind].table is not None:
+            tables.setdefault(KINDS[kind].table, []).append(argument)
+    lines = ["d=$(mktemp -d) && t=$(mktemp -d) || exit 1"]
+    for table, arguments in tables.items():
+        lines.append(table.reader)
+        lines.append(f"( {table.command(arguments)} ) > \"$t/{table.name}\" 2>/dev/null")
     for i, name in enumerate(names):
         lines.append(f"( {command(name)} ) > \"$d/{i}\" 2>/dev/null; echo $? > \"$d/{i}.rc\"")
     lines.append(f"printf '%s ' {FACT_PREFIX}; tar -C \"$d\" -c . | base64 | tr -d '\\n'; "
-                 "echo; rm -rf \"$d\"")
+                 "echo; rm -rf \"$d\" \"$t\"")
     return "\n".join(lines)
 
 

@@ -1,8 +1,9 @@
 """Service commands, one small strategy per init system, chosen once per host.
 
 Each of `systemd`, `upstart` and `sysv` answers the same questions with its own commands:
-`installed`, `enabled`, `running` (probes: exit 0 means yes) and `restart`, `stop`,
-`enable`, `disable_now`, `logs` (changes). A host's init system is the `init` fact
+`installed`, `enabled`, `running` (probes: exit 0 means yes), `state` (both, for the
+service fact: systemd's from the gather's unit table, `systemd.unit_table`) and `restart`,
+`stop`, `enable`, `disable_now`, `logs` (changes). A host's init system is the `init` fact
 (`tasks.facts`), gathered with its other facts; `strategy()` turns it into the module that
 builds that host's service commands.
 """

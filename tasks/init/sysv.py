@@ -17,6 +17,11 @@ def running(service: str) -> str:
     return f"service {q(service)} status >/dev/null"
 
 
+def state(service: str) -> str:
+    """For the service fact: a line `enabled` and a line `running`, for what is true."""
+    return f"if {enabled(service)} ; then echo enabled; fi; if {running(service)} ; then echo running; fi"
+
+
 def restart(service: str) -> str:
     return f"service {q(service)} restart"
 

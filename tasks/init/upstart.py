@@ -20,6 +20,11 @@ def running(service: str) -> str:
     return f"status {q(service)} 2>/dev/null | grep -q start/running"
 
 
+def state(service: str) -> str:
+    """For the service fact: a line `enabled` and a line `running`, for what is true."""
+    return f"if {enabled(service)} ; then echo enabled; fi; if {running(service)} ; then echo running; fi"
+
+
 def restart(service: str) -> str:
     # `restart` on a stopped job fails with "Unknown instance": start it instead.
     s = q(service)

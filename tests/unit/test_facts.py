@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from tests.unit.gpg_keys import new_key
-from tasks import facts, shell
+from tasks import facts, init, shell
 from tasks.facts import FactError, File, Service, Snapshot, UnknownFact
 
 ODD_TEXT = "tab\there 'single' \"double\" $HOME `x` \\ back\r\nünïcødé €\n"
@@ -127,14 +127,73 @@ def test_apt_key_is_asked_only_where_apt_has_no_signed_by():
     assert new_apt.returncode == 0 and new_apt.stdout == ""
 
 
-def test_candidate_sed_extracts_the_version():
+def test_candidate_of_a_package_not_installed_is_apt_caches(monkeypatch):
     policy = ("mesos:\n  Installed: (none)\n  Candidate: 1.4.1-2.0.1\n  Version table:\n"
               "     1.4.1-2.0.1 0\n        500 http://repos.mesosphere.io/ubuntu/ trusty/main amd64\n")
-    script = facts.command(facts.candidate("mesos")).replace(
-        "apt-cache policy mesos", f"printf '%s' {shell.q(policy)}")
+    name = facts.candidate("no-such-package-here")
+    script = facts.gather_script([name]).replace(
+        "apt-cache policy no-such-package-here", f"printf '%s' {shell.q(policy)}")
     out = sh(script)
-    assert facts.parse("candidate:mesos", out.returncode, out.stdout) == "1.4.1-2.0.1"
+    assert facts.parse_gather(out.stdout, [name]) == {name: "1.4.1-2.0.1"}
     assert facts.parse("candidate:mesos", 0, "(none)\n") == ""
+
+
+# --- systemd's unit table, read by the shell -------------------------------------------------
+
+# What `systemctl show -p Names -p UnitFileState -p SubState -- ...` prints (systemd 252): a
+# block per unit, in whatever order systemd keeps the properties; an alias among the Names.
+UNITS = """SubState=running
+Names=zookeeper.service
+UnitFileState=generated
+
+Names=mesos-master.service
+SubState=running
+UnitFileState=enabled
+
+UnitFileState=disabled
+SubState=dead
+Names=mesos-slave.service
+
+Names=marathon.service marathon-alias.service
+UnitFileState=static
+SubState=exited"""
+
+
+def unit_state(tmp_path, service: str, table: str = UNITS, enabled_by_systemctl=True):
+    """The systemd arm's answer (`enabled`, `running` lines) for `service`, from `table`,
+    with a `systemctl` that says whether is-enabled was asked (and answers it)."""
+    (tmp_path / "units").write_text(table)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "systemctl"
+    fake.write_text(f"#!/bin/sh\necho \"asked $*\" >&2\nexit {0 if enabled_by_systemctl else 1}\n")
+    fake.chmod(0o755)
+    script = (f"t={shell.q(str(tmp_path))}; PATH={shell.q(str(bin_dir))}:$PATH\n"
+              f"{facts.UNITS.reader}\n{init.systemd.state(service)}")
+    out = sh(script)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split(), out.stderr.strip()
+
+
+def test_the_unit_table_answers_each_service(tmp_path):
+    # generated (a SysV script): systemctl is-enabled reads its rc links.
+    assert unit_state(tmp_path, "zookeeper") == (
+        ["enabled", "running"], "asked is-enabled --quiet zookeeper")
+    assert unit_state(tmp_path, "zookeeper", enabled_by_systemctl=False) == (
+        ["running"], "asked is-enabled --quiet zookeeper")
+    assert unit_state(tmp_path, "mesos-master") == (["enabled", "running"], "")
+    assert unit_state(tmp_path, "mesos-slave") == ([], "")
+    # static counts as enabled, as `is-enabled` says; "exited" is not running.
+    assert unit_state(tmp_path, "marathon") == (["enabled"], "")
+    assert unit_state(tmp_path, "marathon-alias") == (["enabled"], "")
+
+
+def test_a_unit_missing_from_the_table_is_asked_and_not_running(tmp_path):
+    assert unit_state(tmp_path, "chronos") == (["enabled"], "asked is-enabled --quiet chronos")
+    assert unit_state(tmp_path, "chronos", table="") == (
+        ["enabled"], "asked is-enabled --quiet chronos")
+    # A table without its last newline still ends its last block.
+    assert unit_state(tmp_path, "marathon", table=UNITS.rstrip("\n")) == (["enabled"], "")
 
 
 @pytest.mark.parametrize("out, value", [
@@ -182,11 +241,12 @@ def test_gather_a_fact_that_did_not_report_is_an_error(tree):
         facts.parse_gather(out[:40] + "\n", names[:1])
 
 
-def test_the_temporary_directory_is_removed(tmp_path):
+def test_the_temporary_directories_are_removed(tmp_path):
     env = dict(os.environ, TMPDIR=str(tmp_path))
-    result = subprocess.run(["sh", "-c", facts.gather_script([facts.INIT])], env=env,
+    names = [facts.INIT, facts.package("dpkg"), facts.service("no-such-service-here")]
+    result = subprocess.run(["sh", "-c", facts.gather_script(names)], env=env,
                             capture_output=True, text=True)
-    assert facts.parse_gather(result.stdout, [facts.INIT])[facts.INIT] in ("systemd", "upstart", "sysv")
+    assert facts.parse_gather(result.stdout, names)[facts.INIT] in ("systemd", "upstart", "sysv")
     assert list(tmp_path.iterdir()) == []
 
 
