@@ -23,6 +23,7 @@ stops answering is cut off and reported), and by the size of what a host may sen
 
 from __future__ import annotations
 
+import secrets
 import select
 import threading
 import time
@@ -38,6 +39,8 @@ MARGIN = 30.0
 # How long a host cut off for being late gets to say it ended, before it is reported anyway.
 CUT_GRACE = 10.0
 POLL = 0.5
+# How long a failed round's stderr may keep arriving after its end.
+DRAIN = 0.2
 MAX_STDOUT = 16 * 1024 * 1024
 STDERR_TAIL = 64 * 1024
 # Markers are short lines; a longer line is output, never searched for one.
@@ -119,7 +122,7 @@ class Remote:
         script = shell.round_script(units).encode()
         proc = self._start(shell.supervised(len(script), self.login))
         try:
-            return self._drive(proc, _Reader(), script, _budget(units), control, holds_lock=False)
+            return self._drive(proc, _Reader(), script, _budget(units), control)
         finally:
             proc.close()
 
@@ -131,11 +134,14 @@ class Remote:
         (closing it releases the lock). When another run holds it: RemoteError naming the
         holder, or (`wait`) `on_held(holder)` and wait for it, until `control` says stop."""
         script = shell.round_script(units).encode()
-        proc = self._start(shell.supervised_holding_lock(holder, wait, len(script), self.login))
-        reader = _Reader()
+        # The round's end is told by a marker its own commands cannot print by chance.
+        end = secrets.token_hex(8)
+        proc = self._start(shell.supervised_holding_lock(holder, wait, len(script), end,
+                                                         self.login))
+        reader = _Reader(end_token=end)
         try:
             self._take_lock(proc, reader, wait, control, on_held)
-            outcome = self._drive(proc, reader, script, _budget(units), control, holds_lock=True)
+            outcome = self._drive(proc, reader, script, _budget(units), control)
         except RemoteError:
             proc.close()
             raise
@@ -175,10 +181,10 @@ class Remote:
             raise RemoteError(f"connection lost: {exc}") from None
 
     def _drive(self, proc: "Process", reader: "_Reader", script: bytes, budget: float,
-               control: Control, holds_lock: bool) -> Outcome:
+               control: Control) -> Outcome:
         """Send the script once the supervisor is ready, pass on the run's stop or cut, and
-        read until the round ends: the process's exit, or (`holds_lock`: it goes on holding
-        the lock) its `@@end` line."""
+        read until the round ends: the process's exit, or the lock holder's `@@end` line
+        (it goes on holding the lock)."""
         sent = stop_sent = cut_sent = False
         deadline = time.monotonic() + budget
         try:
@@ -191,8 +197,10 @@ class Remote:
                 status = self._poll(proc, reader)
                 for text in reader.take_waits():
                     self.on_wait(self.host, text)
-                if holds_lock and reader.ended is not None:
+                if reader.ended is not None:
                     status = reader.ended
+                    if status != 0:
+                        self._drain(proc, reader)
                 if status is not None:
                     return self._outcome(status, reader, cut_sent)
                 if reader.too_big:
@@ -256,6 +264,16 @@ class Remote:
             outcome.error = f"cannot run the script: {_tail(outcome.stderr) or 'exit 125'}"
         return outcome
 
+    @staticmethod
+    def _drain(proc: "Process", reader: "_Reader") -> None:
+        """What a lock holder's failed round still writes after `@@end`: its stderr is a
+        stream of its own, which can arrive after stdout's last line, and it says why."""
+        while True:
+            out, err, status = proc.poll(DRAIN)
+            reader.feed(out, err)
+            if status is not None or not (out or err):
+                return
+
     def _overdue(self, proc: "Process", reader: "_Reader", budget: float) -> Outcome:
         """A host past every limit of its commands: tell it to cut, give it a moment, and
         report it, whether or not it answers."""
@@ -265,7 +283,7 @@ class Remote:
             while time.monotonic() < end:
                 out, err, status = proc.poll(POLL)
                 reader.feed(out, err)
-                if status is not None:
+                if status is not None or reader.ended is not None:
                     break
         except LOST:
             pass
@@ -282,14 +300,15 @@ class Processes(Protocol):
 class _Reader:
     """The supervisor's output as it arrives: markers, sudo prompts, bounded buffers."""
 
-    def __init__(self) -> None:
+    def __init__(self, end_token: str | None = None) -> None:
+        self.end_token = end_token      # a lock holder's round ends with `@@end TOKEN STATUS`
         self.out = bytearray()
         self.err = bytearray()
         self.partial = b""
         self.ready = self.locked = self.too_big = False
         self.held: str | None = None
         self.held_reported = False
-        self.ended: int | None = None     # `@@end S`: the round's status, from the lock's holder
+        self.ended: int | None = None     # the status in the lock holder's `@@end`
         self.done = 0
         self.running: int | None = None
         self.stopped_at: int | None = None
@@ -337,8 +356,10 @@ class _Reader:
             self.waits.append(rest)
         elif word == "@@locked":
             self.locked = True
-        elif word == "@@end" and rest.isdigit():
-            self.ended = int(rest)
+        elif word == "@@end" and self.ready and self.end_token is not None:
+            token, _, status = rest.partition(" ")
+            if token == self.end_token and status.isdigit():
+                self.ended = int(status)
         elif word == "@@held":
             self.held = rest
 

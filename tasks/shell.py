@@ -218,8 +218,9 @@ KILL_AFTER = 10
 
 def round_script(units: list[tuple[str, int]]) -> str:
     """The script the supervisor runs: each (command, seconds) in order, each under its own
-    time limit, reporting `@@start I` / `@@done I` on stdout; before each, it stops
-    (`@@stopped I`, exit 130) when the supervisor was told to stop."""
+    time limit, reporting `@@start I` / `@@done I` on stdout (a line of its own, whether or
+    not the command ended its output with a newline); before each, it stops (`@@stopped I`,
+    exit 130) when the supervisor was told to stop."""
     parts = ['d="$1"']
     for i, (command, seconds) in enumerate(units):
         end = "@@END_" + secrets.token_hex(8)
@@ -232,9 +233,9 @@ def round_script(units: list[tuple[str, int]]) -> str:
             f'echo "@@start {i}"\n'
             # In the background so the watcher can signal it by its pid.
             f'timeout -k {KILL_AFTER} {limit} sh "$d/unit" & echo $! > "$d/pid"; wait $!; r=$?; : > "$d/pid"\n'
-            f'if [ $r -ne 0 ]; then [ -e "$d/cut" ] && {{ echo "@@cut {i}"; exit 130; }}; '
+            f'if [ $r -ne 0 ]; then [ -e "$d/cut" ] && {{ printf "\\n@@cut {i}\\n"; exit 130; }}; '
             f'[ $r -eq 124 ] && echo "timed out after {limit} s" >&2; exit $r; fi\n'
-            f'echo "@@done {i}"'
+            f'printf "\\n@@done {i}\\n"'
         )
     return "\n".join(parts) + "\n"
 
@@ -246,17 +247,19 @@ def round_script(units: list[tuple[str, int]]) -> str:
 RUN_LOCK = "/run/mesos-fab.lock"
 
 
-def supervised_holding_lock(holder: str, wait: bool, size: int, login: str) -> str:
+def supervised_holding_lock(holder: str, wait: bool, size: int, end: str, login: str) -> str:
     """Lock RUN_LOCK and print `@@locked`, run one round as `supervised` does and print
-    `@@end <its status>`, then hold the lock until stdin ends. When another run holds it:
-    print `@@held <what that run wrote>`, then exit 75, or (`wait`) wait for it. The holder
-    writes `holder` and its own pid into the file, for the next run to name."""
+    `@@end END <its status>` on a line of its own, then hold the lock until stdin ends. When
+    another run holds it: print `@@held <what that run wrote>`, then exit 75, or (`wait`)
+    wait for it. The holder writes `holder` and its own pid into the file, for the next run
+    to name."""
     lock = q(RUN_LOCK)
     waiting = "while ! flock -w 10 9; do echo @@still; done" if wait else "exit 75"
     script = (
         f"{_ENV}; exec 9<>{lock} || exit 125; "
         f"if ! flock -n 9; then echo \"@@held $(head -c 300 {lock} | tr -d '\\n')\"; {waiting}; fi; "
         f"printf '%s (pid %s on the host)\\n' \"$1\" $$ > {lock}; echo @@locked; n=$2; "
-        f"{_SUPERVISE}rm -rf \"$d\"; echo \"@@end $r\"; cat >/dev/null; : > {lock}"
+        f"{_SUPERVISE}rm -rf \"$d\"; printf '\\n@@end %s %s\\n' \"$3\" \"$r\"; "
+        f"cat >/dev/null; : > {lock}"
     )
-    return as_root(["sh", "-c", script, "mesos-fab", holder, str(int(size))], login)
+    return as_root(["sh", "-c", script, "mesos-fab", holder, str(int(size)), end], login)

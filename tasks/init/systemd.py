@@ -21,11 +21,12 @@ def enabled(service: str) -> str:
     return f"systemctl is-enabled --quiet {q(service)}"
 
 
-# `systemctl is-enabled` answers yes (exit 0) for these unit file states, no for the next ones;
-# for any other (`generated`: a SysV script, whose rc links systemd-sysv-install reads) it is
-# asked itself.
-_ENABLED = "enabled|enabled-runtime|static|alias|indirect|transient"
-_NOT_ENABLED = "disabled|masked|masked-runtime|linked|linked-runtime|bad"
+# `systemctl is-enabled` answers yes (exit 0) for these unit file states, and no for the next
+# ones. For any other it is asked itself: `generated` (a SysV script, whose rc links
+# systemd-sysv-install reads), `bad` (the same script under systemd 229, Ubuntu 16.04, whose
+# lookup of unit files skips the generators' directories), `transient`.
+_ENABLED = "enabled|enabled-runtime|static|alias|indirect"
+_NOT_ENABLED = "disabled|masked|masked-runtime|linked|linked-runtime"
 
 
 def unit_table(services: list[str]) -> str:

@@ -188,6 +188,16 @@ def test_the_unit_table_answers_each_service(tmp_path):
     assert unit_state(tmp_path, "marathon-alias") == (["enabled"], "")
 
 
+def test_a_sysv_script_under_systemd_229_is_asked_whether_it_is_enabled(tmp_path):
+    """systemd 229 says `bad` for a unit generated from /etc/init.d; its is-enabled still
+    reads the script's rc links."""
+    table = "Names=zookeeper.service\nUnitFileState=bad\nSubState=running\n"
+    assert unit_state(tmp_path, "zookeeper", table) == (
+        ["enabled", "running"], "asked is-enabled --quiet zookeeper")
+    assert unit_state(tmp_path, "zookeeper", table, enabled_by_systemctl=False) == (
+        ["running"], "asked is-enabled --quiet zookeeper")
+
+
 def test_a_unit_missing_from_the_table_is_asked_and_not_running(tmp_path):
     assert unit_state(tmp_path, "chronos") == (["enabled"], "asked is-enabled --quiet chronos")
     assert unit_state(tmp_path, "chronos", table="") == (

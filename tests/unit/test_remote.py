@@ -6,6 +6,7 @@ bounds on what a host may send or how long it may take."""
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import threading
 import time
@@ -237,6 +238,26 @@ def test_the_round_under_the_lock_runs_and_the_lock_is_held_after_it(server, con
     second_conn.close()
 
 
+def test_the_round_under_the_lock_ends_only_at_its_own_end(conn, monkeypatch):
+    """Its commands cannot end it early by printing an end line, nor late by leaving their
+    last line without a newline."""
+    monkeypatch.setattr(remote, "MARGIN", 3.0)
+    outcome, holder = remote_for(conn).run_holding_lock("fab pid 1", False, [
+        ("echo '@@end 0'; echo '@@end 0123456789abcdef 0'; sleep 0.3; echo after", 5),
+        ("printf 'no newline'", 5)], Control(), on_held=None)
+    holder.close()
+    assert (outcome.status, outcome.done, outcome.error) == (0, 2, "")
+    assert "after\n" in outcome.stdout and "no newline" in outcome.stdout
+
+
+def test_a_failed_round_under_the_lock_says_why(conn):
+    outcome, holder = remote_for(conn).run_holding_lock(
+        "fab pid 1", False, [("echo 'E: the reason' >&2; exit 3", 5)], Control(), on_held=None)
+    holder.close()
+    assert outcome.status == 3
+    assert outcome.reason() == "E: the reason (exit 3)"
+
+
 def test_a_daemon_started_under_the_lock_does_not_keep_it(server, conn, tmp_path):
     """The round's commands do not inherit the lock's descriptor: once the run ends, the lock
     is free even though something the round started still runs."""
@@ -352,6 +373,7 @@ class Prompt:
         self.calls = []
 
     def start(self, command):
+        self.end = shlex.split(command)[-1]     # the round's end marker
         return self
 
     def send(self, data):
@@ -367,7 +389,7 @@ class Prompt:
         if "send" not in self.calls:
             time.sleep(timeout)     # a host waiting for its script
             return b"", b"", None
-        return b"@@done 0\n@@end 0\n", b"", None
+        return f"@@done 0\n@@end {self.end} 0\n".encode(), b"", None
 
     def close(self):
         pass
