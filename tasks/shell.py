@@ -150,7 +150,7 @@ def apt_key_add(fingerprint: str, *, key_url: str = "", keyserver: str = "") -> 
 def wait_for_port(address: str, port: int, seconds: int) -> str:
     """Wait (at most `seconds`) until something listens on `address`:`port`; never fails. A
     daemon started in the background listens once it has read its configuration."""
-    probe = f"until (exec 3<>/dev/tcp/{address}/{int(port)}) 2>/dev/null; do sleep 0.2; done"
+    probe = f"until (exec 3<>/dev/tcp/{q(address)}/{int(port)}) 2>/dev/null; do sleep 0.2; done"
     return f"timeout {int(seconds)} bash -c {q(probe)} || true"
 
 
